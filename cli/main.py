@@ -1,0 +1,52 @@
+"""Entry point of the `es-compact` command: a click group; subcommands live one family a file.
+
+Library errors (es_compact.errors.ESCompactError) become a one-line ``error: ...`` on stderr with
+exit code 2, never a traceback; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from es_compact.errors import ESCompactError
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ESCompactError as exc:
+            raise UsageFailure(str(exc)) from None
+
+
+class UsageFailure(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="es-compact")
+def cli() -> None:
+    """Train compact structured policies (KAMA-NN, DCNN, Toeplitz) with evolution strategies."""
+
+
+def _register() -> None:
+    from es_compact_cli import bench, policy_cmds
+
+    cli.add_command(policy_cmds.params)
+    cli.add_command(bench.bench)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="es-compact", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        click.echo("interrupted", err=True)
+        sys.exit(130)

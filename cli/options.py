@@ -1,0 +1,56 @@
+"""Click options shared by several commands (policy shape, environment)."""
+
+from __future__ import annotations
+
+import click
+
+from es_compact.config import PolicyConfig
+from es_compact.errors import ConfigError
+from es_compact.policies import ARCHITECTURES
+
+_D = PolicyConfig()
+
+
+def parse_rotations(value: str) -> tuple[int, ...]:
+    """'200' -> (200,); '200,100,50' -> one count per weight matrix."""
+    try:
+        return tuple(int(v) for v in str(value).split(","))
+    except ValueError:
+        raise ConfigError(f"--rotations takes an integer or a comma-separated list of "
+                          f"integers, got {value!r}") from None
+
+
+def policy_options(fn):
+    """The architecture options of every command that builds a policy."""
+    opts = [
+        click.option("--arch", default=_D.arch, show_default=True,
+                     help=f"architecture: {', '.join(ARCHITECTURES)}"),
+        click.option("--hidden", type=int, default=_D.hidden, show_default=True,
+                     help="hidden width h (DCNN width is max(obs, h, act))"),
+        click.option("--hidden-layers", type=int, default=_D.hidden_layers, show_default=True,
+                     help="hidden layers of dense/toeplitz/kama"),
+        click.option("--rotations", default=",".join(map(str, _D.rotations)),
+                     show_default=True,
+                     help="KAMA rotations per matrix: one value, or one per matrix (a,b,c)"),
+        click.option("--depth", type=int, default=_D.depth, show_default=True,
+                     help="DCNN layers"),
+        click.option("--nonlin-every", type=int, default=_D.nonlin_every, show_default=True,
+                     help="DCNN: leaky ReLU after every k-th layer"),
+        click.option("--slope", type=float, default=_D.slope, show_default=True,
+                     help="DCNN leaky ReLU slope"),
+        click.option("--squash", type=click.Choice(["clip", "tanh"]), default=_D.squash,
+                     show_default=True, help="Box actions: clip to bounds or tanh into them"),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def policy_config(kw: dict) -> PolicyConfig:
+    """Pop the policy options out of a command's keyword arguments into a PolicyConfig."""
+    cfg = PolicyConfig(arch=kw.pop("arch"), hidden=kw.pop("hidden"),
+                       hidden_layers=kw.pop("hidden_layers"),
+                       rotations=parse_rotations(kw.pop("rotations")), depth=kw.pop("depth"),
+                       nonlin_every=kw.pop("nonlin_every"), slope=kw.pop("slope"),
+                       squash=kw.pop("squash"))
+    return cfg.validate(tuple(ARCHITECTURES))

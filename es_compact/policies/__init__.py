@@ -1,0 +1,15 @@
+"""Compact policy architectures over one flat float64 θ.
+
+>>> from es_compact.config import PolicyConfig
+>>> from es_compact.policies import make_policy
+>>> policy = make_policy(PolicyConfig(arch="kama"), obs=17, action=6, seed=0)
+>>> theta = policy.init(np.random.default_rng(0))          # doctest: +SKIP
+>>> action = policy.forward(theta, obs)                     # doctest: +SKIP
+"""
+
+from es_compact.policies.architectures import ARCHITECTURES, make_policy, register
+from es_compact.policies.givens import RandomKama, product_matrix, random_planes
+from es_compact.policies.spec import ActionSpec, Actor, DenseWeights, Policy
+
+__all__ = ["ARCHITECTURES", "ActionSpec", "Actor", "DenseWeights", "Policy", "RandomKama",
+           "make_policy", "product_matrix", "random_planes", "register"]

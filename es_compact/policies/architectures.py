@@ -1,0 +1,117 @@
+"""The architecture registry: name -> builder of the layer list over θ.
+
+Default shape (as in the KAMA-NN paper): obs -> h -> h -> act, tanh on hidden layers, biases on
+hidden layers, h = 64. `linear` is the ARS policy a = W s; `dcnn` is L diagonal-circulant layers
+of width n = max(obs, h, act).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from es_compact.config import PolicyConfig
+from es_compact.errors import ConfigError
+from es_compact.policies.circulant import CirculantLayer
+from es_compact.policies.dense import DenseLayer
+from es_compact.policies.givens import GivensLayer
+from es_compact.policies.layers import Layer
+from es_compact.policies.spec import ActionSpec, Policy, obs_dim_of
+from es_compact.policies.toeplitz import ToeplitzLayer
+
+Builder = Callable[[int, int, PolicyConfig, np.random.Generator], list[Layer]]
+ARCHITECTURES: dict[str, Builder] = {}
+
+
+def register(name: str):
+    def deco(fn: Builder) -> Builder:
+        ARCHITECTURES[name] = fn
+        return fn
+
+    return deco
+
+
+def _mlp(obs_dim: int, act_dim: int, cfg: PolicyConfig, make) -> list[Layer]:
+    dims = [obs_dim] + [cfg.hidden] * cfg.hidden_layers + [act_dim]
+    layers, off, last = [], 0, len(dims) - 2
+    for i in range(len(dims) - 1):
+        layer = make(i, in_dim=dims[i], out_dim=dims[i + 1], offset=off,
+                     bias=i < last or cfg.output_bias,
+                     activation="tanh" if i < last else "identity")
+        layers.append(layer)
+        off += layer.size
+    return layers
+
+
+@register("linear")
+def build_linear(obs_dim, act_dim, cfg, rng):
+    return [DenseLayer(in_dim=obs_dim, out_dim=act_dim, offset=0, bias=cfg.linear_bias,
+                       zero_init=True)]
+
+
+@register("dense")
+def build_dense(obs_dim, act_dim, cfg, rng):
+    return _mlp(obs_dim, act_dim, cfg, lambda i, **kw: DenseLayer(**kw))
+
+
+@register("toeplitz")
+def build_toeplitz(obs_dim, act_dim, cfg, rng):
+    return _mlp(obs_dim, act_dim, cfg, lambda i, **kw: ToeplitzLayer(**kw))
+
+
+def rotations_per_matrix(cfg: PolicyConfig, n_matrices: int) -> tuple[int, ...]:
+    rot = tuple(cfg.rotations)
+    if len(rot) == 1:
+        return rot * n_matrices
+    if len(rot) != n_matrices:
+        raise ConfigError(f"give one rotation count for all matrices or one per matrix "
+                          f"({n_matrices}), got {len(rot)}")
+    return rot
+
+
+@register("kama")
+def build_kama(obs_dim, act_dim, cfg, rng):
+    rot = rotations_per_matrix(cfg, cfg.hidden_layers + 1)
+    return _mlp(obs_dim, act_dim, cfg,
+                lambda i, **kw: GivensLayer.build(rotations=rot[i], rng=rng, **kw))
+
+
+@register("dcnn")
+def build_dcnn(obs_dim, act_dim, cfg, rng):
+    n = max(obs_dim, cfg.hidden, act_dim)
+    layers, off = [], 0
+    for i in range(cfg.depth):
+        last = i == cfg.depth - 1
+        nonlinear = not last and (i + 1) % cfg.nonlin_every == 0
+        layer = CirculantLayer(in_dim=obs_dim if i == 0 else n, out_dim=act_dim if last else n,
+                               offset=off, n=n, bias=True, bias_std=cfg.bias_std,
+                               activation="leaky_relu" if nonlinear else "identity",
+                               slope=cfg.slope if nonlinear else 0.0)
+        layers.append(layer)
+        off += layer.size
+    return layers
+
+
+def structure_rng(seed: int) -> np.random.Generator:
+    """The generator for fixed structure (Givens planes), derived from the run's seed alone."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 0x57C7]))
+
+
+def make_policy(config: PolicyConfig, obs, action, seed: int = 0) -> Policy:
+    """Build a policy. obs: a Box space or an int dimension; action: a Box/Discrete space, an
+    ActionSpec, or an int (unbounded continuous outputs)."""
+    config.validate(tuple(ARCHITECTURES))
+    obs_dim = obs if isinstance(obs, (int, np.integer)) else obs_dim_of(obs)
+    if isinstance(action, ActionSpec):
+        spec = action
+    elif isinstance(action, (int, np.integer)):
+        spec = ActionSpec(dim=int(action), low=np.full(int(action), -np.inf),
+                          high=np.full(int(action), np.inf))
+    else:
+        spec = ActionSpec.from_space(action)
+    if obs_dim < 1 or spec.dim < 1:
+        raise ConfigError(f"observation and action sizes must be positive, got {obs_dim}, "
+                          f"{spec.dim}")
+    layers = ARCHITECTURES[config.arch](int(obs_dim), spec.dim, config, structure_rng(seed))
+    return Policy(config.arch, layers, int(obs_dim), spec, config.squash)
