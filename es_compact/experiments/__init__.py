@@ -1,0 +1,1 @@
+"""The papers' experiments: each module builds configs, runs them and writes rows under results/."""
