@@ -1,0 +1,3 @@
+from es_compact_cli.main import main
+
+main()
