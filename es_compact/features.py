@@ -316,7 +316,8 @@ class KamaProjection:
         return out
 
     def to_dense(self) -> np.ndarray:
-        return np.vstack([k.matrix()[:rows] for k, rows in zip(self.blocks, self.rows)])
+        return np.vstack([k.matrix()[:rows] for k, rows in
+                          zip(self.blocks, self.rows, strict=True)])
 
 
 def draw_kama(dim: int, m: int, rng: np.random.Generator, *, rotations: int | None = None,
