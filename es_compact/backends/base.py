@@ -1,0 +1,44 @@
+"""One signature for every backend: ``run(broadcast, tasks) -> results`` in task order.
+
+The training loop cannot tell backends apart; results must not depend on how tasks were spread
+over workers (every random choice is in the tasks and the broadcast).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from es_compact.config import TrainConfig
+from es_compact.noise import NoiseTable
+from es_compact.rollout import Broadcast, Result, Task
+
+
+class Backend(ABC):
+    name = "abstract"
+
+    @abstractmethod
+    def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
+        """Create the workers (each builds its environment and policy once)."""
+
+    @abstractmethod
+    def run(self, broadcast: Broadcast, tasks: list[Task]) -> list[Result]:
+        """Run every task with the broadcast's θ; results in the order of tasks."""
+
+    def close(self) -> None:
+        """Stop the workers; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_backend(name: str, workers: int = 1, **kwargs) -> Backend:
+    from es_compact.errors import ConfigError
+
+    if name == "serial":
+        from es_compact.backends.serial import SerialBackend
+
+        return SerialBackend()
+    raise ConfigError(f"backend {name!r} is not available in this version; use 'serial'")

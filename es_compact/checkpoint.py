@@ -1,0 +1,81 @@
+"""Checkpoints as npz (arrays) + json (scalars), written atomically, read without pickle.
+
+``save(dir, name, arrays, meta)`` writes ``name.npz`` then ``name.json``, each to a temporary
+file renamed into place; the json records the npz's SHA-256, so a truncated or corrupted pair is
+detected on load rather than silently resumed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from es_compact.errors import ESCompactError
+
+FORMAT = "es-compact-checkpoint/1"
+
+
+class CheckpointError(ESCompactError):
+    """A checkpoint is missing, truncated or corrupted."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(directory: str | Path, name: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    npz = directory / f"{name}.npz"
+    tmp = directory / f"{name}.npz.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, npz)
+    record = {"format": FORMAT, **meta, "npz_sha256": _sha256(npz)}
+    atomic_write_text(directory / f"{name}.json", json.dumps(record, indent=1, sort_keys=True))
+    return npz
+
+
+def exists(directory: str | Path, name: str) -> bool:
+    return (Path(directory) / f"{name}.json").exists()
+
+
+def load(directory: str | Path, name: str) -> tuple[dict[str, np.ndarray], dict]:
+    directory = Path(directory)
+    meta_path, npz = directory / f"{name}.json", directory / f"{name}.npz"
+    if not meta_path.exists() or not npz.exists():
+        raise CheckpointError(f"no checkpoint '{name}' in {directory}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {meta_path} is corrupted: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} is not an es-compact checkpoint")
+    if _sha256(npz) != meta.get("npz_sha256"):
+        raise CheckpointError(f"checkpoint {npz} is truncated or corrupted (checksum mismatch)")
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"checkpoint {npz} cannot be read: {exc}") from None
+    return arrays, meta

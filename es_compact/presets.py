@@ -1,0 +1,71 @@
+"""Per-environment hyperparameter presets and the resolution of a config's open (None) fields.
+
+ARS values are the ARS paper's (Mania, Guy, Recht 2018, Table 9, V2-t): step α, directions N,
+top b, noise ν, reward shift. Environments not listed get DEFAULT. Presets are matched on the
+environment's name without its version (``HalfCheetah-v4`` -> ``HalfCheetah``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from es_compact.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    step_size: float
+    directions: int
+    top: int
+    noise_std: float
+    reward_shift: float
+
+
+ARS_PAPER = {
+    "Swimmer": Preset(0.02, 1, 1, 0.01, 0.0),
+    "Hopper": Preset(0.01, 8, 4, 0.025, 1.0),
+    "HalfCheetah": Preset(0.02, 32, 4, 0.03, 0.0),
+    "Walker2d": Preset(0.03, 40, 30, 0.025, 1.0),
+    "Ant": Preset(0.015, 60, 20, 0.025, 1.0),
+    "Humanoid": Preset(0.02, 230, 230, 0.0075, 5.0),
+}
+# Not in the ARS paper; chosen by short runs with every architecture (results/training_checks.md).
+EXTRA = {
+    "InvertedPendulum": Preset(0.02, 8, 4, 0.05, 0.0),
+    "InvertedDoublePendulum": Preset(0.02, 16, 8, 0.03, 0.0),
+}
+DEFAULT = Preset(0.02, 8, 4, 0.03, 0.0)
+ES_LEARNING_RATE = 0.01
+
+
+def env_family(env_id: str) -> str:
+    name = env_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    return name.split("-v")[0]
+
+
+def preset_for(env_id: str) -> Preset:
+    family = env_family(env_id)
+    return ARS_PAPER.get(family) or EXTRA.get(family) or DEFAULT
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fill every None hyperparameter from the environment's preset and validate the result."""
+    config.validate()
+    p = preset_for(config.env.id)
+    s = config.strategy
+    directions = s.directions if s.directions is not None else p.directions
+    if s.top is not None:
+        top = s.top
+    elif s.algo == "ars" and s.variant in ("v1t", "v2t"):
+        top = min(p.top, directions)
+    else:
+        top = directions
+    step = s.step_size if s.step_size is not None else (
+        p.step_size if s.algo == "ars" else ES_LEARNING_RATE)
+    strategy = dataclasses.replace(s, directions=directions, top=top, step_size=step,
+                                   noise_std=s.noise_std if s.noise_std is not None
+                                   else p.noise_std)
+    shift = config.env.reward_shift if config.env.reward_shift is not None else p.reward_shift
+    env = dataclasses.replace(config.env, reward_shift=shift)
+    return dataclasses.replace(config, env=env, strategy=strategy).validate()

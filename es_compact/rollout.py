@@ -1,0 +1,138 @@
+"""Rollouts: the only place that steps environments.
+
+A worker is set up once (environment, policy, directions, noise table) and then, per iteration,
+receives one Broadcast (θ, frozen observation statistics, ν: the only parameter-sized message)
+and a list of small Tasks; it returns one small Result per task. Environment seeds travel in the
+tasks and derive from (seed, iteration, index) on the driver, never from a worker's identity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from es_compact.config import TrainConfig
+from es_compact.envs import make_env
+from es_compact.noise import NoiseTable
+from es_compact.normalizer import RunningStat
+from es_compact.policies import make_policy
+from es_compact.strategies.directions import Directions, Plan
+
+TRAIN, EVAL = 0, 1
+ENV_STREAM, EVAL_STREAM = 0xE5E5, 0xE7A1
+
+
+def env_seed(seed: int, iteration: int, index: int, kind: int) -> int:
+    stream = ENV_STREAM if kind == TRAIN else EVAL_STREAM
+    return int(np.random.SeedSequence([int(seed), iteration, index, stream]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class Task:
+    """One antithetic pair (kind TRAIN, index = direction k) or one evaluation episode."""
+
+    kind: int
+    index: int
+    env_seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class Broadcast:
+    """What every worker needs for one iteration."""
+
+    iteration: int
+    theta: np.ndarray
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    noise_std: float
+    plan: Plan | None
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Returns and steps of the task's episodes ((+, -) for a pair, one entry for an eval),
+    observation moments (count, mean, M2) of a training pair, and whether it failed."""
+
+    kind: int
+    index: int
+    returns: np.ndarray
+    steps: np.ndarray
+    obs_count: int = 0
+    obs_mean: np.ndarray | None = None
+    obs_m2: np.ndarray | None = None
+    failed: bool = False
+    error: str = ""
+
+
+class RolloutWorker:
+    """Runs tasks for one (environment, policy) pair; one per worker process or actor."""
+
+    def __init__(self, config: TrainConfig, table: NoiseTable | None):
+        self.config = config
+        kwargs = {}
+        if config.env.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = config.env.max_episode_steps
+        self.env = make_env(config.env.id, **kwargs)
+        self.policy = make_policy(config.policy, self.env.observation_space,
+                                  self.env.action_space, seed=config.run.seed)
+        self.directions = Directions(config.strategy.exploration, config.run.seed,
+                                     self.policy.num_params, table)
+        self._obs_buf = np.empty((1024, self.policy.obs_dim))
+        self._act = np.empty(self.policy.action.dim)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def run(self, bc: Broadcast, tasks: list[Task]) -> list[Result]:
+        return [self.run_task(bc, task) for task in tasks]
+
+    def run_task(self, bc: Broadcast, task: Task) -> Result:
+        if task.kind == EVAL:
+            actor = self.policy.actor(bc.theta, bc.obs_mean, bc.obs_std)
+            ret, steps, _, err = self.episode(actor, task.env_seed, record=False)
+            return Result(EVAL, task.index, np.array([ret]), np.array([steps]),
+                          failed=bool(err), error=err)
+        delta = self.directions.get(bc.plan, task.index)
+        returns, steps, stats = np.zeros(2), np.zeros(2, dtype=np.int64), RunningStat(
+            self.policy.obs_dim)
+        error = ""
+        for j, sign in enumerate((1.0, -1.0)):
+            theta = bc.theta + (sign * bc.noise_std) * delta
+            actor = self.policy.actor(theta, bc.obs_mean, bc.obs_std)
+            returns[j], steps[j], obs, err = self.episode(actor, task.env_seed, record=True)
+            error = error or err
+            if not err:
+                stats.merge(*RunningStat.moments(obs))
+        return Result(TRAIN, task.index, returns, steps, stats.count, stats.mean, stats.m2,
+                      failed=bool(error), error=error)
+
+    def episode(self, actor, seed: int, record: bool):
+        """(return, steps, observations seen, error message or '') of one episode."""
+        env, act = self.env, self._act
+        discrete = self.policy.action.discrete
+        total, t = 0.0, 0
+        try:
+            obs, _ = env.reset(seed=seed)
+            while True:
+                obs = np.asarray(obs, dtype=np.float64).reshape(-1)
+                if record:
+                    if t == self._obs_buf.shape[0]:
+                        self._obs_buf = np.concatenate([self._obs_buf,
+                                                        np.empty_like(self._obs_buf)])
+                    self._obs_buf[t] = obs
+                actor.raw(obs, act)
+                obs, reward, terminated, truncated, _ = env.step(
+                    int(np.argmax(act)) if discrete else act)
+                total += float(reward)
+                t += 1
+                if terminated or truncated:
+                    break
+        except Exception as exc:  # a misbehaving environment fails this episode only
+            return math.nan, t, None, f"{type(exc).__name__}: {exc}"
+        seen = self._obs_buf[:t] if record else None
+        if not math.isfinite(total) or not np.isfinite(obs).all() or (
+                record and not np.isfinite(seen).all()):
+            return math.nan, t, None, "non-finite observation or reward"
+        return total, t, seen, ""

@@ -1,0 +1,279 @@
+"""The training loop: ask -> backend.run -> tell -> log -> checkpoint.
+
+A run directory holds ``config.json`` (fully resolved), ``progress.csv`` (one row per
+iteration), and ``checkpoints/{latest,best}.{npz,json}``. Every random choice derives from
+(seed, iteration, index), so the only state carried between iterations is θ, the observation
+statistics, the optimiser's moments and two counters, all in the checkpoint: a resumed run
+continues bitwise identically. The library never prints: pass ``on_iteration`` to see rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from es_compact import checkpoint
+from es_compact.backends import Backend, make_backend
+from es_compact.config import TrainConfig
+from es_compact.envs import env_spaces
+from es_compact.errors import ConfigError, ESCompactError
+from es_compact.noise import NoiseTable
+from es_compact.normalizer import RunningStat
+from es_compact.policies import make_policy
+from es_compact.presets import resolve
+from es_compact.rollout import EVAL, TRAIN, Broadcast, Task, env_seed
+from es_compact.strategies import Directions, make_strategy
+
+PROGRESS_COLUMNS = ["iteration", "timesteps", "wall_time_s", "train_return_mean",
+                    "train_return_std", "train_return_max", "train_return_min",
+                    "eval_return_mean", "eval_return_std", "steps_per_s", "failed_rollouts",
+                    "theta_norm"]
+TIMING_COLUMNS = ("wall_time_s", "steps_per_s")
+RUN_FILES = ("config.json", "progress.csv", "checkpoints", "plot.png")
+
+
+class TrainingError(ESCompactError):
+    """Training cannot go on (too many failed rollouts); a valid checkpoint was written."""
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} holds no run (no config.json)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid run configuration: {exc}") from None
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return "" if math.isnan(x) else repr(x)
+    return str(x)
+
+
+class Trainer:
+    """Train one policy. mode: 'new' (refuses a directory holding a run), 'overwrite' or
+    'resume' (continue from checkpoints/latest with this config's budget)."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, mode: str = "new",
+                 backend: Backend | None = None):
+        if mode not in ("new", "overwrite", "resume"):
+            raise ConfigError(f"unknown mode {mode!r}")
+        self.config = resolve(config)
+        self.run_dir = Path(run_dir)
+        self.mode = mode
+        self._backend = backend
+
+    # Set-up -----------------------------------------------------------------------------------
+
+    def _prepare_dir(self) -> None:
+        d = self.run_dir
+        holds_run = (d / "config.json").exists()
+        if self.mode == "resume":
+            if not holds_run:
+                raise ConfigError(f"cannot resume: {d} holds no run")
+            stored = load_run_config(d)
+            for what, a, b in (("environment", stored.env.id, self.config.env.id),
+                               ("architecture", stored.policy.arch, self.config.policy.arch)):
+                if a != b:
+                    raise ConfigError(f"cannot resume: {d} was trained on {what} {a}, not {b}")
+            keep = ("env", "policy", "strategy")
+            if any(getattr(resolve(stored), k) != getattr(self.config, k) for k in keep) or \
+                    stored.run.seed != self.config.run.seed:
+                raise ConfigError(f"cannot resume: the configuration differs from {d}/config.json "
+                                  "beyond the budget")
+            return
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"{d} exists and is not a directory")
+        if holds_run or (d / "progress.csv").exists():
+            if self.mode != "overwrite":
+                raise ConfigError(f"{d} already holds a run; use --resume to continue it or "
+                                  "--overwrite to replace it")
+            for name in RUN_FILES:
+                p = d / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+        d.mkdir(parents=True, exist_ok=True)
+
+    def _setup(self):
+        cfg = self.config
+        obs_space, act_space = env_spaces(cfg.env.id)
+        self.policy = make_policy(cfg.policy, obs_space, act_space, seed=cfg.run.seed)
+        self.table = None
+        if cfg.strategy.exploration == "gaussian":
+            self.table = NoiseTable.build(cfg.run.seed, cfg.run.noise_table_size)
+        self.directions = Directions(cfg.strategy.exploration, cfg.run.seed,
+                                     self.policy.num_params, self.table)
+        self.strategy = make_strategy(cfg.strategy, self.directions)
+        self.stats = RunningStat(self.policy.obs_dim, cfg.strategy.obs_norm_floor)
+        self.theta = self.policy.init(np.random.default_rng([cfg.run.seed, 0x1417]))
+        self.iteration, self.timesteps, self.wall0 = 0, 0, 0.0
+        self.best_eval, self.last_eval = -math.inf, math.nan
+
+    # State ------------------------------------------------------------------------------------
+
+    def _save(self, name: str) -> None:
+        opt_arrays, opt_meta = self.strategy.state()
+        arrays = {"theta": self.theta, **self.stats.state(), **opt_arrays}
+        meta = {"iteration": self.iteration, "timesteps": self.timesteps,
+                "wall_time_s": self.wall0 + time.perf_counter() - self._t0,
+                "best_eval": None if self.best_eval == -math.inf else self.best_eval,
+                "last_eval": None if math.isnan(self.last_eval) else self.last_eval,
+                "env": self.config.env.id, "arch": self.config.policy.arch,
+                "num_params": self.policy.num_params,
+                "rng": {"seed": self.config.run.seed, "next_iteration": self.iteration,
+                        "note": "all randomness derives from (seed, iteration, index)"},
+                **opt_meta}
+        checkpoint.save(self.run_dir / "checkpoints", name, arrays, meta)
+
+    def _restore(self) -> None:
+        arrays, meta = checkpoint.load(self.run_dir / "checkpoints", "latest")
+        if arrays["theta"].shape != (self.policy.num_params,):
+            raise checkpoint.CheckpointError("checkpoint θ does not fit this policy")
+        self.theta = arrays["theta"].astype(np.float64)
+        self.stats.load(arrays)
+        self.strategy.load(arrays, meta)
+        self.iteration, self.timesteps = int(meta["iteration"]), int(meta["timesteps"])
+        self.wall0 = float(meta["wall_time_s"])
+        self.best_eval = -math.inf if meta["best_eval"] is None else float(meta["best_eval"])
+        self.last_eval = math.nan if meta["last_eval"] is None else float(meta["last_eval"])
+        # Drop progress rows written after the checkpoint (a crash between the two writes).
+        prog = self.run_dir / "progress.csv"
+        if prog.exists():
+            with open(prog, newline="") as f:
+                rows = list(csv.reader(f))
+            kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.iteration]
+            checkpoint.atomic_write_text(prog, "".join(",".join(r) + "\n" for r in kept))
+
+    # The loop ---------------------------------------------------------------------------------
+
+    def _done(self, elapsed: float) -> bool:
+        r = self.config.run
+        return ((r.iterations is not None and self.iteration >= r.iterations)
+                or (r.timesteps is not None and self.timesteps >= r.timesteps)
+                or (r.time_limit is not None and elapsed >= r.time_limit))
+
+    def remaining_s(self, elapsed: float, per_iter: float, steps_per_s: float) -> float:
+        r, est = self.config.run, []
+        if r.iterations is not None:
+            est.append((r.iterations - self.iteration) * per_iter)
+        if r.timesteps is not None and steps_per_s > 0:
+            est.append(max(0, r.timesteps - self.timesteps) / steps_per_s)
+        if r.time_limit is not None:
+            est.append(max(0.0, r.time_limit - elapsed))
+        return max(0.0, min(est)) if est else math.nan
+
+    def evaluate(self, iteration: int, episodes: int) -> np.ndarray:
+        mean, std = self._frozen_stats()
+        bc = Broadcast(iteration, self.theta, mean, std, 0.0, None)
+        tasks = [Task(EVAL, e, env_seed(self.config.run.seed, iteration, e, EVAL))
+                 for e in range(episodes)]
+        results = self.backend.run(bc, tasks)
+        return np.array([r.returns[0] for r in results if not r.failed])
+
+    def _frozen_stats(self):
+        if self.config.strategy.normalizes_obs:
+            return self.stats.frozen()
+        return np.zeros(self.policy.obs_dim), np.ones(self.policy.obs_dim)
+
+    def step(self) -> dict:
+        """One iteration; returns its progress row."""
+        cfg, it = self.config, self.iteration
+        t_start = time.perf_counter()
+        plan = self.strategy.ask(it)
+        mean, std = self._frozen_stats()
+        bc = Broadcast(it, self.theta, mean, std, float(cfg.strategy.noise_std), plan)
+        tasks = [Task(TRAIN, k, env_seed(cfg.run.seed, it, k, TRAIN))
+                 for k in range(plan.count)]
+        results = sorted(self.backend.run(bc, tasks), key=lambda r: r.index)
+        returns = np.array([r.returns for r in results])
+        steps = np.array([r.steps for r in results])
+        valid = np.array([not r.failed for r in results])
+        failed = int((~valid).sum())
+        if failed > cfg.run.max_failed_fraction * len(results):
+            self._save("latest")
+            first = next(r.error for r in results if r.failed)
+            raise TrainingError(f"iteration {it}: {failed} of {len(results)} rollout pairs "
+                                f"failed (first: {first}); checkpoint kept at iteration "
+                                f"{self.iteration}")
+        shifted = returns - cfg.env.reward_shift * steps
+        self.theta = self.strategy.tell(self.theta, plan, shifted, valid)
+        for r in results:  # direction order: independent of which worker ran what
+            if not r.failed:
+                self.stats.merge(r.obs_count, r.obs_mean, r.obs_m2)
+        self.timesteps += int(steps.sum())
+        self.iteration += 1
+        elapsed = self.wall0 + time.perf_counter() - self._t0
+        eval_mean = eval_std = math.nan
+        if self.iteration % cfg.run.eval_every == 0 or self._done(elapsed):
+            ev = self.evaluate(self.iteration, cfg.run.eval_episodes)
+            if ev.size:
+                eval_mean, eval_std = float(ev.mean()), float(ev.std())
+                self.last_eval = eval_mean
+        dt = time.perf_counter() - t_start
+        ok = returns[valid]
+        row = {"iteration": self.iteration, "timesteps": self.timesteps,
+               "wall_time_s": round(self.wall0 + time.perf_counter() - self._t0, 3),
+               "train_return_mean": float(ok.mean()) if ok.size else math.nan,
+               "train_return_std": float(ok.std()) if ok.size else math.nan,
+               "train_return_max": float(ok.max()) if ok.size else math.nan,
+               "train_return_min": float(ok.min()) if ok.size else math.nan,
+               "eval_return_mean": eval_mean, "eval_return_std": eval_std,
+               "steps_per_s": round(int(steps.sum()) / dt, 1), "failed_rollouts": failed,
+               "theta_norm": float(np.linalg.norm(self.theta))}
+        self._write_row(row)
+        if not math.isnan(eval_mean) and eval_mean > self.best_eval:
+            self.best_eval = eval_mean
+            self._save("best")
+        self._save("latest")
+        return row
+
+    def _write_row(self, row: dict) -> None:
+        prog = self.run_dir / "progress.csv"
+        new = not prog.exists()
+        with open(prog, "a", newline="") as f:
+            if new:
+                f.write(",".join(PROGRESS_COLUMNS) + "\n")
+            f.write(",".join(_fmt(row[c]) for c in PROGRESS_COLUMNS) + "\n")
+
+    def run(self, on_iteration: Callable[[dict, dict], None] | None = None) -> dict:
+        """Train until the budget is spent. on_iteration(row, info) is called after each
+        iteration with info = {last_eval, remaining_s, elapsed_s}."""
+        self._prepare_dir()
+        self._t0 = time.perf_counter()
+        self._setup()
+        if self.mode == "resume":
+            self._restore()
+        # Fully resolved, every default written out (on resume: with the new budget).
+        checkpoint.atomic_write_text(self.run_dir / "config.json",
+                                     json.dumps(self.config.to_dict(), indent=1))
+        self.backend = self._backend or make_backend(self.config.run.backend,
+                                                     self.config.run.workers)
+        try:
+            self.backend.start(self.config, self.table)
+            start_it, t_loop = self.iteration, time.perf_counter()
+            while not self._done(self.wall0 + time.perf_counter() - self._t0):
+                row = self.step()
+                if on_iteration is not None:
+                    done_here = self.iteration - start_it
+                    per_iter = (time.perf_counter() - t_loop) / done_here
+                    elapsed = self.wall0 + time.perf_counter() - self._t0
+                    on_iteration(row, {"last_eval": self.last_eval, "elapsed_s": elapsed,
+                                       "remaining_s": self.remaining_s(elapsed, per_iter,
+                                                                       row["steps_per_s"])})
+        finally:
+            if self._backend is None:
+                self.backend.close()
+        return {"iterations": self.iteration, "timesteps": self.timesteps,
+                "best_eval": self.best_eval, "last_eval": self.last_eval,
+                "run_dir": str(self.run_dir)}
