@@ -35,10 +35,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from es_compact_cli import bench, policy_cmds
+    from es_compact_cli import bench, policy_cmds, train
 
     cli.add_command(policy_cmds.params)
     cli.add_command(bench.bench)
+    cli.add_command(train.train)
+    from es_compact_cli import kernels  # also attaches `bench features`
+    cli.add_command(kernels.kernels)
 
 
 _register()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import warnings
 
 from es_compact.errors import ConfigError
@@ -22,6 +23,18 @@ def _quiet_gymnasium() -> None:
         gym.logger.min_level = 40  # errors only
     except ImportError:  # pragma: no cover - gymnasium is a hard dependency
         pass
+    try:
+        import mujoco
+
+        # MuJoCo prints its warnings (e.g. the v4 models' deprecated 'settotalmass') to stderr
+        # and to MUJOCO_LOG.TXT in the working directory; send them to logging instead.
+        mujoco.set_mju_user_warning(_mujoco_warning)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _mujoco_warning(message: str) -> None:
+    logging.getLogger("es_compact.mujoco").warning("MuJoCo: %s", message)
 
 
 def known_env_ids() -> list[str]:

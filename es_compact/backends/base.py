@@ -24,6 +24,7 @@ class Backend(ABC):
     def run(self, broadcast: Broadcast, tasks: list[Task]) -> list[Result]:
         """Run every task with the broadcast's θ; results in the order of tasks."""
 
+    @abstractmethod
     def close(self) -> None:
         """Stop the workers; safe to call twice."""
 

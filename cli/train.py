@@ -1,0 +1,185 @@
+"""`es-compact train`: build a TrainConfig from defaults < --config FILE.toml < flags, and run it.
+
+Only flags given on the command line override the file (and, with --resume, the stored
+config.json); a resumed run may change its budget and workers, nothing that shapes θ.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import signal
+import sys
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from es_compact.config import ALGOS, ARS_VARIANTS, BACKENDS, EXPLORATION, OPTIMIZERS, TrainConfig
+from es_compact.errors import ConfigError
+from es_compact_cli.options import parse_rotations, policy_options
+
+# CLI parameter -> (config section, field).
+FIELDS = {
+    "env_id": ("env", "id"), "reward_shift": ("env", "reward_shift"),
+    "max_episode_steps": ("env", "max_episode_steps"),
+    "arch": ("policy", "arch"), "hidden": ("policy", "hidden"),
+    "hidden_layers": ("policy", "hidden_layers"), "rotations": ("policy", "rotations"),
+    "depth": ("policy", "depth"), "nonlin_every": ("policy", "nonlin_every"),
+    "slope": ("policy", "slope"), "squash": ("policy", "squash"),
+    "algo": ("strategy", "algo"), "variant": ("strategy", "variant"),
+    "step_size": ("strategy", "step_size"), "directions": ("strategy", "directions"),
+    "top": ("strategy", "top"), "noise_std": ("strategy", "noise_std"),
+    "exploration": ("strategy", "exploration"), "optimizer": ("strategy", "optimizer"),
+    "l2_coeff": ("strategy", "l2_coeff"),
+    "seed": ("run", "seed"), "iterations": ("run", "iterations"),
+    "timesteps": ("run", "timesteps"), "time_limit": ("run", "time_limit"),
+    "eval_every": ("run", "eval_every"), "eval_episodes": ("run", "eval_episodes"),
+    "workers": ("run", "workers"), "backend": ("run", "backend"),
+    "ray_address": ("run", "ray_address"), "noise_table_size": ("run", "noise_table_size"),
+    "max_failed_fraction": ("run", "max_failed_fraction"),
+}
+BUDGET = ("iterations", "timesteps", "time_limit")
+
+
+def read_toml(path: str) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_config(ctx: click.Context, kw: dict, base: dict | None) -> TrainConfig:
+    data = {s: dict(v) for s, v in (base or {}).items()}
+    given = {k for k in FIELDS if k in kw and
+             ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+    if given & set(BUDGET):  # a new budget replaces the whole old one
+        run = data.setdefault("run", {})
+        for b in BUDGET:
+            run[b] = None
+    for key in given:
+        section, name = FIELDS[key]
+        value = kw[key]
+        if key == "rotations":
+            value = parse_rotations(value)
+        data.setdefault(section, {})[name] = value
+    run = data.setdefault("run", {})
+    if all(run.get(b) is None for b in BUDGET):
+        run["iterations"] = 100
+    return TrainConfig.from_dict(data)
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    return str(_dt.timedelta(seconds=int(seconds)))
+
+
+def progress_line(row: dict, info: dict) -> str:
+    ev = info["last_eval"]
+    return (f"it {row['iteration']:>4} | steps {row['timesteps']:>10,} | train "
+            f"{row['train_return_mean']:9.1f} (max {row['train_return_max']:9.1f}) | eval "
+            f"{'       -' if math.isnan(ev) else f'{ev:9.1f}'} | "
+            f"{row['steps_per_s']:>8,.0f} steps/s | {fmt_duration(info['elapsed_s'])} elapsed"
+            f" | ~{fmt_duration(info['remaining_s'])} left"
+            + (f" | {row['failed_rollouts']} failed" if row["failed_rollouts"] else ""))
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True,
+              help="gymnasium id, or module:Class of your own gymnasium.Env")
+@policy_options
+@click.option("--algo", type=click.Choice(ALGOS), default="ars", show_default=True)
+@click.option("--variant", type=click.Choice(ARS_VARIANTS), default="v2t", show_default=True,
+              help="ARS variant")
+@click.option("--step-size", type=float, help="α (ARS) or learning rate (ES) [preset]")
+@click.option("--directions", type=int, help="antithetic directions N per iteration [preset]")
+@click.option("--top", type=int, help="ARS top-b directions [preset]")
+@click.option("--noise-std", type=float, help="exploration noise ν [preset]")
+@click.option("--exploration", type=click.Choice(EXPLORATION), default="gaussian",
+              show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
+              help="ES optimiser")
+@click.option("--l2-coeff", type=float, default=0.005, show_default=True, help="ES L2 decay")
+@click.option("--reward-shift", type=float, help="subtracted per training step [preset]")
+@click.option("--max-episode-steps", type=int, help="episode limit [env spec]")
+@click.option("--iterations", type=int, help="budget: iterations (default 100 if no budget)")
+@click.option("--timesteps", type=int, help="budget: training environment steps")
+@click.option("--time-limit", type=float, help="budget: seconds of wall time")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-every", type=int, default=10, show_default=True)
+@click.option("--eval-episodes", type=int, default=5, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="serial", show_default=True)
+@click.option("--ray-address", help="Ray: auto or HOST:PORT of an existing cluster")
+@click.option("--noise-table-size", type=int, default=25_000_000, show_default=True)
+@click.option("--max-failed-fraction", type=float, default=0.5, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="run directory "
+              "[runs/ENV_ARCH_seedSEED]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file with [env], [policy], [strategy], [run] tables")
+@click.option("--resume", type=click.Path(file_okay=False), help="continue this run directory")
+@click.option("--overwrite", is_flag=True, help="replace a run already in --out")
+@click.option("--quiet", is_flag=True, help="no progress lines")
+@click.option("--no-plot", is_flag=True, help="skip plot.png at the end")
+@click.pass_context
+def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
+    """Train a compact policy with ARS or OpenAI-ES.
+
+    Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
+    the run directory. Ctrl-C stops after writing a checkpoint; --resume continues exactly.
+    """
+    from es_compact.trainer import Trainer, TrainingError, load_run_config
+
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    if resume:
+        base = load_run_config(resume).to_dict()
+        run_dir, mode = Path(resume), "resume"
+    else:
+        base = read_toml(config_file) if config_file else None
+        mode = "overwrite" if overwrite else "new"
+    config = build_config(ctx, kw, base)
+    if not resume:
+        run_dir = Path(out) if out else Path("runs") / (
+            f"{config.env.id.replace(':', '_').replace('/', '_')}_{config.policy.arch}"
+            f"_seed{config.run.seed}")
+    trainer = Trainer(config, run_dir, mode=mode)
+    c = trainer.config
+    flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
+    click.echo(f"{'resuming' if resume else 'training'} {c.policy.arch} on {c.env.id} with "
+               f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "
+               f"b={c.strategy.top}, α={c.strategy.step_size}, ν={c.strategy.noise_std}) "
+               f"-> {run_dir}", err=True)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        summary = trainer.run(None if quiet else
+                              lambda row, info: click.echo(progress_line(row, info), err=True))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; the last checkpoint is in {run_dir}/checkpoints; continue "
+                   f"with: es-compact train --resume {run_dir}", err=True)
+        sys.exit(130)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not no_plot:
+        from es_compact.plotting import plot_runs
+
+        try:
+            plot_runs([run_dir], run_dir / "plot.png", title=f"{c.env.id} {c.policy.arch}")
+        except ConfigError:
+            pass  # no evaluation yet: nothing to plot
+    click.echo(json.dumps(summary))
