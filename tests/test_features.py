@@ -55,6 +55,14 @@ def test_projection_equals_dense_reference(estimator, d, m):
     np.testing.assert_allclose(fm.project(X), X @ W.T, atol=1e-10)
 
 
+@pytest.mark.parametrize("estimator", ["horn", "kama"])
+def test_projection_in_cache_sized_column_chunks_equals_dense(estimator):
+    # 2000 points of dimension 300 are processed in several groups of columns.
+    fm = RandomFeatures.draw(estimator, 300, 450, np.random.default_rng(2))
+    X = _points(2000, 300)
+    np.testing.assert_allclose(fm.project(X), X @ fm.to_dense().T, atol=1e-9)
+
+
 @pytest.mark.parametrize("estimator", ["orn", "kama", "horn"])
 def test_blocks_have_orthogonal_rows(estimator):
     # d = 16 is a power of two, so horn needs no padding and its block is square.

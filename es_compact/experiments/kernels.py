@@ -217,6 +217,7 @@ def _curves(rows: list[dict], y: str, ylabel: str, title: str, path) -> None:
                         yerr=[r[y + "_se"] for r in pts], label=e, color=COLORS.get(e),
                         marker="o", ms=3, capsize=2, lw=1.2)
         ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("number of blocks (m / d)")
         ax.set_ylabel(ylabel)
         reps = sub[0]["reps"]
