@@ -34,7 +34,7 @@ def _quiet_gymnasium() -> None:
 
 
 def _mujoco_warning(message: str) -> None:
-    logging.getLogger("es_compact.mujoco").warning("MuJoCo: %s", message)
+    logging.getLogger("es_compact.mujoco").debug("MuJoCo: %s", message)
 
 
 def known_env_ids() -> list[str]:

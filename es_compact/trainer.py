@@ -36,7 +36,7 @@ PROGRESS_COLUMNS = ["iteration", "timesteps", "wall_time_s", "train_return_mean"
                     "eval_return_mean", "eval_return_std", "steps_per_s", "failed_rollouts",
                     "theta_norm"]
 TIMING_COLUMNS = ("wall_time_s", "steps_per_s")
-RUN_FILES = ("config.json", "progress.csv", "checkpoints", "plot.png")
+RUN_FILES = ("config.json", "progress.csv", "checkpoints", "plot.png", "final_eval.json")
 
 
 class TrainingError(ESCompactError):
@@ -213,9 +213,9 @@ class Trainer:
                 self.stats.merge(r.obs_count, r.obs_mean, r.obs_m2)
         self.timesteps += int(steps.sum())
         self.iteration += 1
-        elapsed = self.wall0 + time.perf_counter() - self._t0
         eval_mean = eval_std = math.nan
-        if self.iteration % cfg.run.eval_every == 0 or self._done(elapsed):
+        # Only on schedule, so a run split by a resume logs exactly the same rows.
+        if self.iteration % cfg.run.eval_every == 0:
             ev = self.evaluate(self.iteration, cfg.run.eval_episodes)
             if ev.size:
                 eval_mean, eval_std = float(ev.mean()), float(ev.std())
@@ -271,9 +271,27 @@ class Trainer:
                     on_iteration(row, {"last_eval": self.last_eval, "elapsed_s": elapsed,
                                        "remaining_s": self.remaining_s(elapsed, per_iter,
                                                                        row["steps_per_s"])})
+            final = self._final_eval()
         finally:
             if self._backend is None:
                 self.backend.close()
         return {"iterations": self.iteration, "timesteps": self.timesteps,
                 "best_eval": self.best_eval, "last_eval": self.last_eval,
-                "run_dir": str(self.run_dir)}
+                "final_eval": final, "run_dir": str(self.run_dir)}
+
+    def _final_eval(self) -> float:
+        """Evaluate the final θ when the budget ended off the evaluation schedule; written to
+        final_eval.json (not progress.csv, whose rows must not depend on where a run was
+        split)."""
+        if self.iteration == 0:
+            return math.nan
+        if self.iteration % self.config.run.eval_every == 0:
+            return self.last_eval
+        ev = self.evaluate(self.iteration, self.config.run.eval_episodes)
+        mean = float(ev.mean()) if ev.size else math.nan
+        record = {"iteration": self.iteration, "timesteps": self.timesteps,
+                  "eval_return_mean": None if math.isnan(mean) else mean,
+                  "eval_return_std": float(ev.std()) if ev.size else None,
+                  "episodes": int(ev.size)}
+        checkpoint.atomic_write_text(self.run_dir / "final_eval.json", json.dumps(record))
+        return mean

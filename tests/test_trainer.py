@@ -1,0 +1,179 @@
+"""The training loop on a real MuJoCo environment: determinism, exact resume, run directories,
+checkpoints, the CLI (click runner and a real subprocess) and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from es_compact import checkpoint
+from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.errors import ConfigError
+from es_compact.trainer import TIMING_COLUMNS, Trainer
+from es_compact_cli.main import cli
+
+ENV = "InvertedPendulum-v4"
+
+
+def config(iterations=4, arch="kama", algo="ars", exploration="gaussian", seed=0):
+    return TrainConfig(
+        env=EnvConfig(id=ENV, max_episode_steps=200),
+        policy=PolicyConfig(arch=arch, hidden=8, rotations=(12,)),
+        strategy=StrategyConfig(algo=algo, directions=4, top=2, exploration=exploration),
+        run=RunConfig(seed=seed, iterations=iterations, eval_every=2, eval_episodes=2,
+                      noise_table_size=100_000))
+
+
+def result(run_dir):
+    arrays, meta = checkpoint.load(run_dir / "checkpoints", "latest")
+    rows = pd.read_csv(run_dir / "progress.csv").drop(columns=list(TIMING_COLUMNS))
+    return arrays, meta, rows
+
+
+@pytest.mark.parametrize("algo,exploration", [("ars", "gaussian"), ("es", "orthogonal"),
+                                              ("ars", "hadamard")])
+def test_same_seed_same_run_and_exact_resume(tmp_path, algo, exploration):
+    Trainer(config(6, algo=algo, exploration=exploration), tmp_path / "a").run()
+    Trainer(config(6, algo=algo, exploration=exploration), tmp_path / "b").run()
+    Trainer(config(3, algo=algo, exploration=exploration), tmp_path / "c").run()
+    Trainer(config(6, algo=algo, exploration=exploration), tmp_path / "c", mode="resume").run()
+    (ta, ma, ra), (tb, mb, rb), (tc, mc, rc) = (result(tmp_path / n) for n in "abc")
+    for other, rows in ((tb, rb), (tc, rc)):
+        for key in ta:
+            np.testing.assert_array_equal(ta[key], other[key])
+        pd.testing.assert_frame_equal(ra, rows)
+    assert ma["iteration"] == mc["iteration"] == 6 and ma["timesteps"] == mc["timesteps"]
+    assert len(ra) == 6 and ra["eval_return_mean"].notna().sum() == 3
+    # learning happened at all: θ moved from its initial value
+    Trainer(config(1, algo=algo, exploration=exploration), tmp_path / "d").run()
+    assert not np.array_equal(result(tmp_path / "d")[0]["theta"], ta["theta"])
+
+
+def test_different_seed_differs(tmp_path):
+    Trainer(config(2, seed=0), tmp_path / "a").run()
+    Trainer(config(2, seed=1), tmp_path / "b").run()
+    assert not np.array_equal(result(tmp_path / "a")[0]["theta"],
+                              result(tmp_path / "b")[0]["theta"])
+
+
+def test_run_directory_contents(tmp_path):
+    summary = Trainer(config(4), tmp_path / "run").run()
+    run = tmp_path / "run"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["strategy"]["step_size"] == 0.02 and cfg["env"]["reward_shift"] == 0.0
+    assert cfg["policy"]["rotations"] == [12] and cfg["run"]["iterations"] == 4
+    prog = pd.read_csv(run / "progress.csv")
+    assert list(prog["iteration"]) == [1, 2, 3, 4]
+    assert {"timesteps", "wall_time_s", "train_return_mean", "eval_return_mean",
+            "eval_return_std", "steps_per_s", "failed_rollouts"} <= set(prog.columns)
+    assert (prog["timesteps"].diff().dropna() > 0).all()
+    arrays, meta = checkpoint.load(run / "checkpoints", "best")
+    assert meta["best_eval"] == prog["eval_return_mean"].max() == summary["best_eval"]
+    assert set(arrays) >= {"theta", "obs_mean", "obs_m2", "obs_count"}
+
+
+def test_refuses_to_clobber_and_checks_resume(tmp_path):
+    run = tmp_path / "run"
+    Trainer(config(2), run).run()
+    before = (run / "progress.csv").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(config(2), run).run()
+    with pytest.raises(ConfigError, match="trained on architecture kama, not dcnn"):
+        Trainer(config(4, arch="dcnn"), run, mode="resume").run()
+    other_env = config(4)
+    other_env = TrainConfig(env=EnvConfig(id="Hopper-v4"), policy=other_env.policy,
+                            strategy=other_env.strategy, run=other_env.run)
+    with pytest.raises(ConfigError, match="environment InvertedPendulum-v4, not Hopper-v4"):
+        Trainer(other_env, run, mode="resume").run()
+    assert (run / "progress.csv").read_bytes() == before
+    with pytest.raises(ConfigError, match="holds no run"):
+        Trainer(config(2), tmp_path / "empty", mode="resume").run()
+    Trainer(config(1), run, mode="overwrite").run()
+    assert len(pd.read_csv(run / "progress.csv")) == 1
+
+
+def test_corrupted_checkpoint_is_detected(tmp_path):
+    run = tmp_path / "run"
+    Trainer(config(2), run).run()
+    npz = run / "checkpoints" / "latest.npz"
+    npz.write_bytes(npz.read_bytes()[:-20])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupted"):
+        Trainer(config(4), run, mode="resume").run()
+    (run / "checkpoints" / "latest.json").write_text("{not json")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupted"):
+        checkpoint.load(run / "checkpoints", "latest")
+
+
+def test_checkpoints_contain_no_pickle(tmp_path):
+    Trainer(config(2, algo="es"), tmp_path / "run").run()
+    with np.load(tmp_path / "run" / "checkpoints" / "latest.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+
+
+CLI_ARGS = ["train", "--env", ENV, "--arch", "linear", "--directions", "4", "--top", "2",
+            "--max-episode-steps", "200", "--noise-table-size", "100000", "--eval-every", "2",
+            "--eval-episodes", "2", "--no-plot"]
+
+
+def test_cli_train_resume_and_toml(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(cli, CLI_ARGS + ["--iterations", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "it    2 | steps" in res.output and "eval" in res.output
+    res = runner.invoke(cli, CLI_ARGS + ["--iterations", "2", "--out", str(out)])
+    assert res.exit_code == 2 and "already holds a run" in res.output
+    res = runner.invoke(cli, ["train", "--resume", str(out), "--iterations", "3", "--no-plot"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out / "progress.csv")) == 3
+    res = runner.invoke(cli, ["train", "--resume", str(out), "--arch", "kama", "--iterations",
+                              "4"])
+    assert res.exit_code == 2 and "trained on architecture linear, not kama" in res.output
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[env]\nid = "{ENV}"\nmax_episode_steps = 100\n[policy]\narch = "dcnn"\n'
+                    '[strategy]\ndirections = 2\n[run]\niterations = 1\nnoise_table_size = '
+                    '100000\n')
+    res = runner.invoke(cli, ["train", "--config", str(toml), "--seed", "3", "--out",
+                              str(tmp_path / "t"), "--no-plot"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert (cfg["policy"]["arch"], cfg["env"]["max_episode_steps"], cfg["run"]["seed"],
+            cfg["strategy"]["directions"]) == ("dcnn", 100, 3, 2)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "InvertedPendulm-v4"], "did you mean InvertedPendulum-v4"),
+    (["--algo", "cma"], "Invalid value for '--algo'"),
+    (["--variant", "v3"], "Invalid value for '--variant'"),
+    (["--directions", "2", "--top", "3"], "top (3) cannot exceed directions (2)"),
+    (["--env", "Acrobot-v1", "--arch", "linear"], None),  # Discrete actions work
+    (["--env", "FrozenLake-v1"], "unsupported observation space"),
+    (["--resume", "/nonexistent/run"], "holds no run"),
+    (["--config", "/nonexistent.toml"], "cannot read config file"),
+])
+def test_cli_bad_input_one_line(tmp_path, args, message):
+    base = ["train", "--iterations", "1", "--noise-table-size", "100000", "--max-episode-steps",
+            "50", "--directions", "2", "--no-plot", "--out", str(tmp_path / "r")]
+    res = CliRunner().invoke(cli, base + args)
+    if message is None:
+        assert res.exit_code == 0, res.output
+        return
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], res.output
+    assert "Traceback" not in res.output
+
+
+def test_cli_real_subprocess(tmp_path):
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "es_compact_cli", *CLI_ARGS, "--iterations",
+                          "2", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["iterations"] == 2
+    assert (out / "checkpoints" / "latest.npz").exists()
