@@ -30,5 +30,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/es-compact bench forward
 
+# KAMA-NN paper, Figures 1 and 2 (angular-kernel estimators): quick r by default, FULL=1 for r=1000.
+.PHONY: fig1 fig2 kernels kernel-bias
+fig1: $(STAMP)
+	$(BIN)/es-compact kernels mse --reps $(if $(FULL),1000,100)
+
+fig2: $(STAMP)
+	$(BIN)/es-compact kernels gram --reps $(if $(FULL),1000,10)
+
+kernels: fig1 fig2
+
+kernel-bias: $(STAMP)
+	$(BIN)/es-compact kernels bias
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

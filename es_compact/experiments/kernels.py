@@ -241,28 +241,28 @@ def plot_gram(rows: list[dict], path) -> None:
 
 
 def plot_time(rows: list[dict], path) -> None:
-    """Milliseconds per repetition at the largest block count: computing W x for all points,
-    stacked with drawing W."""
+    """Milliseconds per repetition at the largest block count: computing W x for all points
+    (left) and drawing W (right)."""
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     last = {(r["dataset"], r["estimator"]): r for r in rows}
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
-    plt, fig, axes = _grid(1)
-    ax = axes[0]
-    fig.set_size_inches(9, 3.6)
+    plt, fig, axes = _grid(2)
+    fig.set_size_inches(12, 3.8)
     width = 0.8 / len(estimators)
     x = np.arange(len(datasets))
-    for k, e in enumerate(estimators):
-        draw = [last[(n, e)]["draw_ms"] for n in datasets]
-        feat = [last[(n, e)]["project_ms"] for n in datasets]
-        ax.bar(x + k * width, feat, width, color=COLORS.get(e), label=f"{e}: W x")
-        ax.bar(x + k * width, draw, width, bottom=feat, color=COLORS.get(e), alpha=0.35,
-               hatch="//", label=f"{e}: draw W")
-    ax.set_xticks(x + 0.4 - width / 2,
-                  [f"{n}\nm={last[(n, estimators[0])]['m']}" for n in datasets])
-    ax.set_ylabel("ms per repetition")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=4)
-    ax.set_title("Figure 2: time per estimate (W x for all N points, then drawing W)", fontsize=10)
+    labels = [f"{n}\nd={last[(n, estimators[0])]['d']}, m={last[(n, estimators[0])]['m']}"
+              for n in datasets]
+    for ax, key, title in ((axes[0], "project_ms", "W x for all N points"),
+                           (axes[1], "draw_ms", "drawing W")):
+        for k, e in enumerate(estimators):
+            ax.bar(x + k * width, [last[(n, e)][key] for n in datasets], width,
+                   color=COLORS.get(e), label=e)
+        ax.set_xticks(x + 0.4 - width / 2, labels, fontsize=7)
+        ax.set_ylabel("ms per repetition")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, axis="y", which="both")
+        ax.legend(fontsize=7, ncol=4)
+        ax.set_title(f"Figure 2 timing: {title} (r = {rows[0]['reps']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
