@@ -43,5 +43,10 @@ kernels: fig1 fig2
 kernel-bias: $(STAMP)
 	$(BIN)/es-compact kernels bias
 
+# KAMA-NN paper, Section 5: Givens coordinate descent on SO(d); FULL=1 lets d = 64 converge.
+.PHONY: givens
+givens: $(STAMP)
+	$(BIN)/es-compact givens --benchmark $(if $(FULL),--full,)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

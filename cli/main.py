@@ -58,6 +58,8 @@ def _register() -> None:
     cli.add_command(train.train)
     from es_compact_cli import kernels  # also attaches `bench features`
     cli.add_command(kernels.kernels)
+    from es_compact_cli import givens
+    cli.add_command(givens.givens)
 
 
 _register()
