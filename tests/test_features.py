@@ -251,3 +251,44 @@ def test_kama_bias_shrinks_with_rotations_and_is_negligible_at_default():
     assert kama[k0]["bias2"] < 1e-3 * kama[k0]["mse"]
     horn = {r["value"]: r for r in rows if r["estimator"] == "horn"}
     assert horn[1]["bias2"] > 10 * max(horn[3]["bias2"], horn[3]["noise2"])
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_kernels_writes_csv_and_png(tmp_path):
+    from click.testing import CliRunner
+
+    from es_compact_cli.main import cli
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["kernels", "mse", "--datasets", "cpu", "--reps", "3", "--blocks",
+                              "2", "--pairs", "10", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "fig1_mse.csv")
+    assert len(df) == 4 * 2 and {"commit", "date", "cores", "wall_time_s"} <= set(df.columns)
+    assert (tmp_path / "fig1_mse.png").stat().st_size > 0
+    res = runner.invoke(cli, ["kernels", "gram", "--datasets", "cpu", "--reps", "2", "--blocks",
+                              "1", "--points", "30", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "fig2_gram.csv")) == 4
+    assert (tmp_path / "fig2_time.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["mse", "--datasets", "iris"], "error: unknown dataset 'iris'"),
+    (["gram", "--estimators", "urn,fast"], "error: unknown estimator 'fast'"),
+    (["mse", "--reps", "1"], "error: need at least 2 repetitions"),
+    (["gram", "--blocks", "0"], "error: number of blocks must be positive"),
+])
+def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
+    from click.testing import CliRunner
+
+    from es_compact_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["kernels", *args, "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(message), res.output
