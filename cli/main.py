@@ -56,6 +56,8 @@ def _register() -> None:
     cli.add_command(policy_cmds.params)
     cli.add_command(bench.bench)
     cli.add_command(train.train)
+    from es_compact_cli import run_cmds  # eval, plot, export
+    run_cmds.register(cli)
     from es_compact_cli import kernels  # also attaches `bench features`
     cli.add_command(kernels.kernels)
     from es_compact_cli import givens

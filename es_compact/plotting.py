@@ -67,3 +67,25 @@ def plot_runs(run_dirs, out: str | Path, column: str = "eval_return_mean",
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def check_plot_inputs(run_dirs, out: str | Path, column: str) -> None:
+    """ConfigError naming the first problem: a directory without a run or progress, a column
+    progress.csv lacks, or an image format matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ConfigError(f"cannot write a {suffix or 'suffix-less'} image {out}; use one of "
+                          f"{', '.join(sorted(formats))}")
+    for d in run_dirs:
+        if not (Path(d) / "config.json").exists():
+            raise ConfigError(f"{d} holds no run (no config.json)")
+        try:
+            df = read_progress(d)
+        except pd.errors.EmptyDataError:
+            raise ConfigError(f"{d}/progress.csv is empty") from None
+        if column not in df.columns:
+            raise ConfigError(f"{d}/progress.csv has no column {column!r}; it has "
+                              f"{', '.join(c for c in df.columns if c != 'timesteps')}")

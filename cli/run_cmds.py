@@ -1,0 +1,122 @@
+"""Commands that read a finished (or running) run directory: `eval`, `plot` and `export`.
+
+None of them writes into the run directory, and none replaces an existing output file unless
+given --overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from es_compact.errors import ConfigError
+
+CHECKPOINT_HELP = "which checkpoint: best (highest evaluation) or latest"
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists; use --overwrite to replace it")
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--seed", type=int, help="seed of the episodes' environment seeds [the run's]")
+@click.option("--video", type=click.Path(dir_okay=False),
+              help="also record episode 0 as an mp4 (headless EGL or OSMesa rendering)")
+@click.option("--overwrite", is_flag=True, help="replace an existing --video file")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead")
+def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
+    """Evaluate a run's policy: noiseless episodes with the frozen observation statistics.
+
+    Prints mean ± std of the unshifted return. With the run's seed and its eval_episodes, the
+    episodes are those the trainer evaluated at that checkpoint.
+    """
+    from es_compact.evaluate import episode_seeds, evaluate, load_run
+
+    if video:
+        _refuse_existing(Path(video), overwrite)
+    run = load_run(run_dir, name)
+    res = evaluate(run, episodes, seed)
+    rets = res["returns"]
+    summary = {"run_dir": str(run_dir), "checkpoint": name, "iteration": run.iteration,
+               "env": run.config.env.id, "arch": run.config.policy.arch,
+               "episodes": episodes, "return_mean": float(rets.mean()) if rets.size else None,
+               "return_std": float(rets.std()) if rets.size else None,
+               "returns": rets.tolist(), "steps": res["steps"].tolist(),
+               "failed": res["failed"]}
+    if video:
+        from es_compact.video import record
+
+        click.echo(f"recording episode 0 to {video} ...", err=True)
+        summary["video"] = {"path": str(video),
+                            **record(run_dir, name, video, episode_seeds(run, 1, seed)[0])}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    if rets.size:
+        click.echo(f"{run.config.env.id} {run.config.policy.arch} ({name}, iteration "
+                   f"{run.iteration}): return {rets.mean():.2f} ± {rets.std():.2f} over "
+                   f"{rets.size} episodes (min {rets.min():.2f}, max {rets.max():.2f})")
+    for err in res["failed"]:
+        click.echo(f"failed episode: {err}", err=True)
+    if "video" in summary:
+        v = summary["video"]
+        click.echo(f"video: {video} ({v['frames']} frames, {v['width']}x{v['height']} at "
+                   f"{v['fps']} fps, return {v['return']:.2f}, MUJOCO_GL={v['backend']})")
+    if not rets.size:
+        raise click.ClickException(f"all {episodes} episodes failed")
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="image file (png, pdf, svg, ...)")
+@click.option("--column", default="eval_return_mean", show_default=True,
+              help="progress.csv column to draw against timesteps")
+@click.option("--title", help="figure title")
+@click.option("--overwrite", is_flag=True, help="replace an existing -o file")
+def plot(run_dirs, out, column, title, overwrite):
+    """Learning curves of one or more runs: mean ± std across runs that share a label
+    (environment / architecture / algorithm), e.g. several seeds."""
+    from es_compact.plotting import check_plot_inputs, curves, plot_runs
+
+    out = Path(out)
+    _refuse_existing(out, overwrite)
+    check_plot_inputs(run_dirs, out, column)
+    plot_runs(run_dirs, out, column, title)
+    for label, (_, mean, std, n) in curves(run_dirs, column).items():
+        click.echo(f"{label}: {n} run{'s' if n > 1 else ''}, final {column} {mean[-1]:.2f}"
+                   + (f" ± {std[-1]:.2f}" if n > 1 else ""))
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="policy file (.npz); policy_runner.py is written beside it")
+@click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--overwrite", is_flag=True, help="replace existing output files")
+def export(run_dir, out, name, overwrite):
+    """Write a self-contained policy (structured parameters, rotation planes, normaliser,
+    action bounds; no pickle) and a NumPy-only runner for it."""
+    from es_compact.evaluate import load_run
+    from es_compact.export import export as export_policy
+
+    out = Path(out)
+    _refuse_existing(out, overwrite)  # before loading: nothing to do if it would fail anyway
+    run = load_run(run_dir, name)
+    npz, runner = export_policy(run, out, overwrite)
+    click.echo(f"wrote {npz} ({run.config.policy.arch}, {run.policy.num_params} parameters, "
+               f"{name} checkpoint at iteration {run.iteration}) and {runner}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (eval_cmd, plot, export):
+        group.add_command(cmd)

@@ -1,0 +1,112 @@
+"""Evaluate a trained run: noiseless episodes with the checkpoint's frozen observation statistics.
+
+``load_run(dir, "best")`` rebuilds the policy from ``config.json`` and reads θ and the
+observation statistics from ``checkpoints/best``; ``evaluate`` runs episodes through the same
+rollout code as training's evaluation and returns the unshifted returns. The statistics are
+read, never updated. Episode e uses the seed ``env_seed(seed, iteration, e, EVAL)`` with the
+checkpoint's iteration, so with the run's own seed and ``eval_episodes`` episodes it repeats
+the evaluation the trainer logged for that checkpoint exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from es_compact import checkpoint
+from es_compact.config import TrainConfig
+from es_compact.envs import env_spaces
+from es_compact.errors import ConfigError
+from es_compact.normalizer import RunningStat
+from es_compact.policies import Policy, make_policy
+from es_compact.rollout import EVAL, RolloutWorker, env_seed
+from es_compact.trainer import load_run_config
+
+CHECKPOINTS = ("best", "latest")
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedRun:
+    """A run directory's configuration, policy and one checkpoint's parameters."""
+
+    run_dir: Path
+    name: str
+    config: TrainConfig
+    policy: Policy
+    theta: np.ndarray
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    meta: dict
+
+    @property
+    def iteration(self) -> int:
+        return int(self.meta["iteration"])
+
+
+def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
+    """Read config.json and checkpoints/NAME; ConfigError or CheckpointError if unusable."""
+    if name not in CHECKPOINTS:
+        raise ConfigError(f"unknown checkpoint {name!r}: choose {' or '.join(CHECKPOINTS)}")
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    ck_dir = run_dir / "checkpoints"
+    if not checkpoint.exists(ck_dir, name) and checkpoint.exists(ck_dir, "latest"):
+        raise checkpoint.CheckpointError(f"no checkpoint '{name}' in {ck_dir} (no evaluation "
+                                         "has run yet); use --checkpoint latest")
+    arrays, meta = checkpoint.load(ck_dir, name)
+    obs_space, act_space = env_spaces(config.env.id)
+    policy = make_policy(config.policy, obs_space, act_space, seed=config.run.seed)
+    missing = {"theta", "obs_count", "obs_mean", "obs_m2"} - set(arrays)
+    if missing:
+        raise checkpoint.CheckpointError(f"checkpoint {ck_dir}/{name}.npz lacks "
+                                         f"{', '.join(sorted(missing))}")
+    if arrays["theta"].shape != (policy.num_params,):
+        raise checkpoint.CheckpointError(
+            f"checkpoint θ has shape {arrays['theta'].shape}, but the {config.policy.arch} "
+            f"policy of {run_dir}/config.json has {policy.num_params} parameters")
+    theta = policy.check(arrays["theta"].astype(np.float64))
+    if config.strategy.normalizes_obs:
+        stats = RunningStat(policy.obs_dim, config.strategy.obs_norm_floor)
+        stats.load(arrays)
+        mean, std = stats.frozen()
+    else:  # V1: the policy never saw normalised observations
+        mean, std = np.zeros(policy.obs_dim), np.ones(policy.obs_dim)
+    return LoadedRun(run_dir, name, config, policy, theta, mean, std, meta)
+
+
+def episode_seeds(run: LoadedRun, episodes: int, seed: int | None = None) -> list[int]:
+    """Environment seeds of evaluation episodes 0..episodes-1 (seed defaults to the run's)."""
+    s = run.config.run.seed if seed is None else seed
+    return [env_seed(s, run.iteration, e, EVAL) for e in range(episodes)]
+
+
+def eval_worker(run: LoadedRun) -> RolloutWorker:
+    # Evaluation draws no directions, so the worker needs no noise table: ask for table-free
+    # exploration; nothing else in the configuration changes what an episode does.
+    strategy = dataclasses.replace(run.config.strategy, exploration="orthogonal")
+    return RolloutWorker(dataclasses.replace(run.config, strategy=strategy), None)
+
+
+def evaluate(run: LoadedRun, episodes: int = 10, seed: int | None = None) -> dict:
+    """Run noiseless episodes; returns {returns, steps, failed, seeds} (returns unshifted)."""
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be positive, got {episodes}")
+    worker = eval_worker(run)
+    actor = run.policy.actor(run.theta, run.obs_mean, run.obs_std)
+    returns, steps, failed = [], [], []
+    seeds = episode_seeds(run, episodes, seed)
+    try:
+        for s in seeds:
+            ret, t, _, err = worker.episode(actor, s, record=False)
+            if err:
+                failed.append(err)
+            else:
+                returns.append(ret)
+                steps.append(t)
+    finally:
+        worker.close()
+    return {"returns": np.array(returns), "steps": np.array(steps, dtype=np.int64),
+            "failed": failed, "seeds": seeds}
