@@ -195,7 +195,9 @@ def _trig_argmin_kernel(a, b, t_out, v_out):
                 q = k
                 present += 1
         if present <= 1:
-            t = np.arctan2(-b[r, k_top], -a[r, k_top]) / k_top  # in (-π/k, π/k]: nearest 0
+            t = np.arctan2(-b[r, k_top], -a[r, k_top]) / k_top  # in [-π/k, π/k]: nearest 0
+            if t <= -np.pi / k_top:  # atan2(-0.0, -x) = -π; keep the interval half-open
+                t += 2.0 * np.pi / k_top
             v = _trig_value(a, b, r, t, 0)
             if v < v_out[r]:
                 t_out[r], v_out[r] = t, v
