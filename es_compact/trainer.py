@@ -258,7 +258,8 @@ class Trainer:
         checkpoint.atomic_write_text(self.run_dir / "config.json",
                                      json.dumps(self.config.to_dict(), indent=1))
         self.backend = self._backend or make_backend(self.config.run.backend,
-                                                     self.config.run.workers)
+                                                     self.config.run.workers,
+                                                     address=self.config.run.ray_address)
         try:
             self.backend.start(self.config, self.table)
             start_it, t_loop = self.iteration, time.perf_counter()

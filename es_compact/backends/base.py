@@ -42,4 +42,12 @@ def make_backend(name: str, workers: int = 1, **kwargs) -> Backend:
         from es_compact.backends.serial import SerialBackend
 
         return SerialBackend()
-    raise ConfigError(f"backend {name!r} is not available in this version; use 'serial'")
+    if name == "mp":
+        from es_compact.backends.multiprocess import MultiprocessBackend
+
+        return MultiprocessBackend(workers)
+    if name == "ray":
+        from es_compact.backends.ray_backend import RayBackend
+
+        return RayBackend(workers, address=kwargs.get("address"))
+    raise ConfigError(f"unknown backend {name!r}; use 'serial', 'mp' or 'ray'")
