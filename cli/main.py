@@ -6,6 +6,7 @@ exit code 2, never a traceback; Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -68,6 +69,8 @@ _register()
 
 
 def main() -> None:
+    # Library warnings (a worker replaced, ...) reach the user as "warning: ..." lines.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         cli.main(prog_name="es-compact", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive

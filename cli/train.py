@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -121,8 +122,9 @@ def _terminate_as_interrupt(signum, frame):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=10, show_default=True)
 @click.option("--eval-episodes", type=int, default=5, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option("--backend", type=click.Choice(BACKENDS), default="serial", show_default=True)
+@click.option("--workers", type=int, help="rollout workers [one per CPU core]")
+@click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True,
+              help="mp: worker processes; ray: actors (local or --ray-address); serial: debug")
 @click.option("--ray-address", help="Ray: auto or HOST:PORT of an existing cluster")
 @click.option("--noise-table-size", type=int, default=25_000_000, show_default=True)
 @click.option("--max-failed-fraction", type=float, default=0.5, show_default=True)
@@ -158,6 +160,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
             f"_seed{config.run.seed}")
     trainer = Trainer(config, run_dir, mode=mode)
     c = trainer.config
+    cpus = os.cpu_count() or 1
+    if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
+        click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
+                   "cores and each run slower", err=True)
     flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
     click.echo(f"{'resuming' if resume else 'training'} {c.policy.arch} on {c.env.id} with "
                f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "

@@ -169,10 +169,11 @@ class RunConfig:
     """Evaluate the noiseless policy every E iterations (and at the last one)."""
     eval_episodes: int = 5
     """Episodes per evaluation."""
-    workers: int = 1
-    """Rollout workers (processes or Ray actors)."""
-    backend: str = "serial"
-    """'serial', 'mp' (worker processes) or 'ray'."""
+    workers: int | None = None
+    """Rollout workers (processes or Ray actors); None: one per CPU core."""
+    backend: str = "mp"
+    """'mp' (persistent worker processes, the default), 'ray' (actors, local or a cluster) or
+    'serial' (everything in this process, for debugging)."""
     ray_address: str | None = None
     """Ray: 'auto' or HOST:PORT of an existing cluster; None starts a local one."""
     noise_table_size: int = 25_000_000

@@ -8,6 +8,7 @@ environment's name without its version (``HalfCheetah-v4`` -> ``HalfCheetah``).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from es_compact.config import TrainConfig
@@ -68,4 +69,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
                                    else p.noise_std)
     shift = config.env.reward_shift if config.env.reward_shift is not None else p.reward_shift
     env = dataclasses.replace(config.env, reward_shift=shift)
-    return dataclasses.replace(config, env=env, strategy=strategy).validate()
+    run = config.run
+    if run.workers is None:
+        run = dataclasses.replace(run, workers=1 if run.backend == "serial" else
+                                  (os.cpu_count() or 1))
+    return dataclasses.replace(config, env=env, strategy=strategy, run=run).validate()

@@ -27,7 +27,7 @@ def config(iterations=4, arch="kama", algo="ars", exploration="gaussian", seed=0
         policy=PolicyConfig(arch=arch, hidden=8, rotations=(12,)),
         strategy=StrategyConfig(algo=algo, directions=4, top=2, exploration=exploration),
         run=RunConfig(seed=seed, iterations=iterations, eval_every=2, eval_episodes=2,
-                      noise_table_size=100_000))
+                      noise_table_size=100_000, backend="serial"))
 
 
 def result(run_dir):
@@ -117,6 +117,7 @@ def test_checkpoints_contain_no_pickle(tmp_path):
 
 
 CLI_ARGS = ["train", "--env", ENV, "--arch", "linear", "--directions", "4", "--top", "2",
+            "--backend", "serial",
             "--max-episode-steps", "200", "--noise-table-size", "100000", "--eval-every", "2",
             "--eval-episodes", "2", "--no-plot"]
 
@@ -158,7 +159,8 @@ def test_cli_train_resume_and_toml(tmp_path):
     (["--config", "/nonexistent.toml"], "cannot read config file"),
 ])
 def test_cli_bad_input_one_line(tmp_path, args, message):
-    base = ["train", "--iterations", "1", "--noise-table-size", "100000", "--max-episode-steps",
+    base = ["train", "--iterations", "1", "--backend", "serial", "--noise-table-size", "100000",
+            "--max-episode-steps",
             "50", "--directions", "2", "--no-plot", "--out", str(tmp_path / "r")]
     res = CliRunner().invoke(cli, base + args)
     if message is None:
@@ -170,10 +172,14 @@ def test_cli_bad_input_one_line(tmp_path, args, message):
     assert "Traceback" not in res.output
 
 
-def test_cli_real_subprocess(tmp_path):
+def test_cli_real_subprocess_default_mp_backend(tmp_path):
     out = tmp_path / "run"
-    res = subprocess.run([sys.executable, "-m", "es_compact_cli", *CLI_ARGS, "--iterations",
-                          "2", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    args = [a for a in CLI_ARGS if a not in ("--backend", "serial")]
+    res = subprocess.run([sys.executable, "-m", "es_compact_cli", *args, "--iterations",
+                          "2", "--workers", "2", "--out", str(out)], capture_output=True,
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["iterations"] == 2
     assert (out / "checkpoints" / "latest.npz").exists()
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["run"]["backend"], cfg["run"]["workers"]) == ("mp", 2)
