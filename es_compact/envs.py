@@ -61,9 +61,12 @@ def make_env(env_id: str, **kwargs):
             cls = getattr(module, attr, None)
             if cls is None:
                 raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+            limit = kwargs.pop("max_episode_steps", None)
             env = cls(**kwargs)
             if not isinstance(env, gym.Env):
                 raise ConfigError(f"{env_id} did not build a gymnasium.Env")
+            if limit is not None:
+                env = gym.wrappers.TimeLimit(env, max_episode_steps=limit)
             return env
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, known_env_ids(), n=3, cutoff=0.6)

@@ -1,0 +1,166 @@
+"""Parallel rollouts: results independent of the backend and worker count, faults survived.
+
+Real worker processes and Ray actors on this machine; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from es_compact import checkpoint
+from es_compact.backends import make_backend
+from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.errors import ConfigError
+from es_compact.trainer import TIMING_COLUMNS, Trainer, TrainingError
+
+HERE = Path(__file__).parent
+
+
+def config(backend="serial", workers=1, iterations=3, env="InvertedPendulum-v4", steps=200,
+           directions=8, **run):
+    return TrainConfig(
+        env=EnvConfig(id=env, max_episode_steps=steps),
+        policy=PolicyConfig(arch="kama", hidden=8, rotations=(12,)),
+        strategy=StrategyConfig(directions=directions, top=4),
+        run=RunConfig(iterations=iterations, eval_every=2, eval_episodes=3,
+                      noise_table_size=200_000, backend=backend, workers=workers, **run))
+
+
+def outcome(run_dir):
+    arrays, _ = checkpoint.load(Path(run_dir) / "checkpoints", "latest")
+    rows = pd.read_csv(Path(run_dir) / "progress.csv").drop(columns=list(TIMING_COLUMNS))
+    return arrays["theta"], arrays["obs_mean"], rows
+
+
+def assert_same(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    pd.testing.assert_frame_equal(a[2], b[2])
+
+
+def test_mp_matches_serial_for_1_2_3_workers(tmp_path):
+    Trainer(config(), tmp_path / "serial").run()
+    ref = outcome(tmp_path / "serial")
+    for w in (1, 2, 3):
+        Trainer(config("mp", w), tmp_path / f"mp{w}").run()
+        assert_same(ref, outcome(tmp_path / f"mp{w}"))
+
+
+@pytest.mark.slow
+def test_ray_matches_serial_for_1_and_2_workers(tmp_path):
+    Trainer(config(), tmp_path / "serial").run()
+    ref = outcome(tmp_path / "serial")
+    for w in (1, 2):
+        Trainer(config("ray", w), tmp_path / f"ray{w}").run()
+        assert_same(ref, outcome(tmp_path / f"ray{w}"))
+
+
+def test_killed_worker_is_replaced_and_result_unchanged(tmp_path):
+    cfg = config("mp", 2, iterations=3, env="HalfCheetah-v4", steps=300, directions=6)
+    Trainer(config(iterations=3, env="HalfCheetah-v4", steps=300, directions=6),
+            tmp_path / "undisturbed").run()
+    backend = make_backend("mp", 2)
+    killed = []
+
+    def killer():
+        # Wait until iteration 2 is under way, then SIGKILL a worker mid-episode.
+        prog = tmp_path / "killed" / "progress.csv"
+        while not (prog.exists() and len(prog.read_text().splitlines()) >= 2):
+            time.sleep(0.01)
+        time.sleep(0.05)
+        pid = backend.workers[0].proc.pid
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    Trainer(cfg, tmp_path / "killed", backend=backend).run()
+    t.join(5)
+    backend.close()
+    assert killed and backend.replaced_workers >= 1
+    assert_same(outcome(tmp_path / "undisturbed"), outcome(tmp_path / "killed"))
+
+
+@pytest.mark.parametrize("mode", ["nan", "raise"])
+def test_misbehaving_env_pairs_are_dropped_and_counted(tmp_path, mode, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))  # spawned workers inherit sys.path
+    env = f"misbehaving_env:FlakyPendulum{'' if mode == 'nan' else 'Raise'}"
+    cfg = config("mp", 2, iterations=4, env=env, directions=12, max_failed_fraction=0.9)
+    Trainer(cfg, tmp_path / "run").run()
+    rows = pd.read_csv(tmp_path / "run" / "progress.csv")
+    assert rows["failed_rollouts"].sum() > 0
+    theta = outcome(tmp_path / "run")[0]
+    assert np.isfinite(theta).all()
+    assert np.isfinite(rows["train_return_mean"]).all()
+
+
+def test_too_many_failures_stop_with_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    cfg = config("serial", 1, iterations=5, env="misbehaving_env:AlwaysNaN",
+                 max_failed_fraction=0.5)
+    with pytest.raises(TrainingError, match="rollout pairs failed"):
+        Trainer(cfg, tmp_path / "run").run()
+    arrays, meta = checkpoint.load(tmp_path / "run" / "checkpoints", "latest")
+    assert meta["iteration"] == 0 and np.isfinite(arrays["theta"]).all()
+
+
+def test_bad_backend_settings(tmp_path):
+    with pytest.raises(ConfigError, match="workers must be a positive integer, got 0"):
+        Trainer(config("mp", 0), tmp_path / "r")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        Trainer(config("dask", 1), tmp_path / "r")
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path):
+    from es_compact.backends.ray_backend import RayUnavailable
+
+    t = time.time()
+    with pytest.raises(RayUnavailable, match="cannot reach a Ray cluster at 127.0.0.1:9"):
+        Trainer(config("ray", 1, ray_address="127.0.0.1:9"), tmp_path / "r").run()
+    assert time.time() - t < 30
+
+
+def _spawned_workers() -> set[int]:
+    pids = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if b"spawn_main" in (p / "cmdline").read_bytes():
+                    pids.add(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig):
+    before = _spawned_workers()
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
+         "linear", "--backend", "mp", "--workers", "2", "--directions", "4", "--iterations",
+         "1000", "--noise-table-size", "100000", "--out", str(out), "--no-plot"],
+        stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait for two finished iterations
+        if line.startswith("it    2"):
+            break
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with" in err or "--resume" in err
+    arrays, meta = checkpoint.load(out / "checkpoints", "latest")
+    assert meta["iteration"] >= 2
+    deadline = time.time() + 10
+    while _spawned_workers() - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert not (_spawned_workers() - before)
