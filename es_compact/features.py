@@ -348,6 +348,9 @@ ESTIMATORS: dict[str, Callable[..., DenseProjection | HadamardProjection | KamaP
     "horn": draw_horn,
     "kama": draw_kama,
 }
+OPTIONS: dict[str, set[str]] = {"urn": set(), "orn": set(), "horn": {"hd_blocks"},
+                                "kama": {"rotations"}}
+"""The keyword options each estimator accepts."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +381,11 @@ class RandomFeatures:
             raise ConfigError(f"dimension d must be an integer >= 2, got {dim!r}")
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise ConfigError(f"number of features m must be a positive integer, got {m!r}")
+        unknown = set(options) - OPTIONS[estimator]
+        if unknown:
+            raise ConfigError(f"estimator {estimator!r} takes no option "
+                              f"{', '.join(sorted(unknown))} (it takes: "
+                              f"{', '.join(sorted(OPTIONS[estimator])) or 'none'})")
         nl = nonlinearity(f)
         proj = ESTIMATORS[estimator](int(dim), int(m), rng, **options)
         return cls(estimator, int(dim), int(m), nl, proj)

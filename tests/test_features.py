@@ -198,6 +198,7 @@ def test_unbiasedness_check_detects_a_biased_estimator():
     ({"f": "tanh"}, "unknown nonlinearity 'tanh'"),
     ({"estimator": "kama", "rotations": 0}, "rotations must be a positive integer"),
     ({"estimator": "horn", "hd_blocks": 0}, "hd_blocks must be a positive integer"),
+    ({"estimator": "horn", "rotations": 5}, "'horn' takes no option rotations"),
 ])
 def test_bad_arguments_raise_config_error(kwargs, match):
     args = {"estimator": "urn", "dim": 5, "m": 5, **kwargs}
