@@ -57,7 +57,7 @@ def raw(name: str) -> np.ndarray:
     """The points as shipped (float64, (n, d)), before normalisation."""
     if check_name(name) == "g50":
         return g50()
-    with resources.files("es_compact").joinpath("data", FILES[name]).open("rb") as fh:
+    with (resources.files("es_compact") / "data" / FILES[name]).open("rb") as fh:
         return pd.read_csv(fh, compression="gzip").to_numpy(dtype=np.float64)
 
 
