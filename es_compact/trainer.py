@@ -273,12 +273,13 @@ class Trainer:
                                        "remaining_s": self.remaining_s(elapsed, per_iter,
                                                                        row["steps_per_s"])})
             final = self._final_eval()
+            backend_info = self.backend.describe()
         finally:
             if self._backend is None:
                 self.backend.close()
         return {"iterations": self.iteration, "timesteps": self.timesteps,
                 "best_eval": self.best_eval, "last_eval": self.last_eval,
-                "final_eval": final, "run_dir": str(self.run_dir)}
+                "final_eval": final, "run_dir": str(self.run_dir), **backend_info}
 
     def _final_eval(self) -> float:
         """Evaluate the final θ when the budget ended off the evaluation schedule; written to

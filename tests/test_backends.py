@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -164,3 +165,50 @@ def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig):
     while _spawned_workers() - before and time.time() < deadline:
         time.sleep(0.2)
     assert not (_spawned_workers() - before)
+
+
+def test_ray_missing_is_a_clear_error(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from es_compact_cli.main import main\n"
+            f"sys.argv = ['es-compact', 'train', '--env', 'InvertedPendulum-v4', '--backend', "
+            f"'ray', '--iterations', '1', '--out', r'{tmp_path / 'r'}']\nmain()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2
+    assert "error: the ray backend needs Ray: pip install" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_real_two_node_ray_cluster_on_loopback(tmp_path):
+    """A Ray head and a second node on 127.0.0.1, one CPU each; two iterations through the
+    CLI with --ray-address; both nodes must have run rollout chunks."""
+    import json
+    import shutil
+
+    ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    port = 26000 + os.getpid() % 1000
+    head = [ray_bin, "start", "--head", "--port", str(port), "--num-cpus", "1",
+            "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+            # a short path: Ray's unix sockets live under it (limit ~107 bytes)
+            "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp")]
+    node = [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
+            "--node-ip-address", "127.0.0.1"]
+    try:
+        subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
+        subprocess.run(node, env=env, check=True, capture_output=True, timeout=180)
+        res = subprocess.run(
+            [sys.executable, "-m", "es_compact_cli", "train", "--env", "InvertedPendulum-v4",
+             "--arch", "kama", "--hidden", "8", "--rotations", "12", "--directions", "8",
+             "--iterations", "2", "--backend", "ray", "--workers", "2", "--ray-address",
+             f"127.0.0.1:{port}", "--noise-table-size", "200000", "--out",
+             str(tmp_path / "run"), "--no-plot"], env=env, capture_output=True, text=True,
+            timeout=600)
+        assert res.returncode == 0, res.stderr
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+        assert summary["iterations"] == 2
+        assert len(summary["chunks_per_node"]) == 2, summary
+        assert all(n > 0 for n in summary["chunks_per_node"].values())
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)

@@ -24,6 +24,10 @@ class Backend(ABC):
     def run(self, broadcast: Broadcast, tasks: list[Task]) -> list[Result]:
         """Run every task with the broadcast's θ; results in the order of tasks."""
 
+    def describe(self) -> dict:
+        """What the backend did, for the run summary (workers, bytes, nodes, replacements)."""
+        return {"backend": self.name}
+
     @abstractmethod
     def close(self) -> None:
         """Stop the workers; safe to call twice."""

@@ -218,6 +218,10 @@ class MultiprocessBackend(Backend):
                 idle.append(w)
         return [r for chunk in results for r in chunk]
 
+    def describe(self) -> dict:
+        return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
+                "bytes_received": self.bytes_received, "replaced_workers": self.replaced_workers}
+
     def _replace(self, dead: _Worker, chunk: int | None) -> _Worker:
         code = dead.proc.exitcode
         dead.proc.join(timeout=1)

@@ -84,6 +84,7 @@ class RayBackend(Backend):
         self.actors: list = []
         self.replaced_workers = 0
         self.nodes_used: set[str] = set()
+        self.chunks_per_node: dict[str, int] = {}
         self._started_ray = False
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
@@ -109,7 +110,8 @@ class RayBackend(Backend):
         # Wrapped in a list so Ray passes the reference itself, not the resolved array.
         self._table_ref = [ray.put(table.table)] if table is not None else None
         self.actors = [self._new_actor() for _ in range(self.n_workers)]
-        self.nodes_used = set(ray.get([a.node.remote() for a in self.actors]))
+        self._nodes = ray.get([a.node.remote() for a in self.actors])
+        self.nodes_used = set(self._nodes)
 
     def _new_actor(self):
         return self._actor_cls.remote(self._config_dict, self._table_ref)
@@ -135,14 +137,22 @@ class RayBackend(Backend):
             slot, cid = busy.pop(ref)
             try:
                 results[cid] = ray.get(ref)
+                node = self._nodes[slot]
+                self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
             except RayActorError as exc:
                 log.warning("Ray actor %d died (%s); starting a replacement and re-running "
                             "chunk %d", slot, type(exc).__name__, cid)
                 self.actors[slot] = self._new_actor()
+                self._nodes[slot] = ray.get(self.actors[slot].node.remote())
                 self.replaced_workers += 1
                 pending.appendleft(cid)
             idle.append(slot)
         return [r for chunk in results for r in chunk]
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "workers": self.n_workers,
+                "chunks_per_node": dict(self.chunks_per_node),
+                "replaced_workers": self.replaced_workers}
 
     def close(self) -> None:
         if not self.actors and not self._started_ray:
