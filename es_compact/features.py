@@ -209,7 +209,8 @@ _CHUNK_BYTES = 1 << 19
 
 def _column_chunks(dim: int, n: int) -> list[slice]:
     """Groups of points small enough that a (dim, cols) block stays in L2 cache while thousands
-    of rotations or butterflies sweep it (measured: 3x faster at d = 4096, n = 128)."""
+    of rotations or butterflies sweep it (measured for kama at d = 4096, n = 128 on a loaded
+    2-core machine: 189 ms in one sweep, 62-67 ms in groups of 16 to 32 points)."""
     cols = max(8, _CHUNK_BYTES // (8 * dim))
     return [slice(c, min(c + cols, n)) for c in range(0, n, cols)]
 
