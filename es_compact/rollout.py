@@ -66,6 +66,27 @@ class Result:
     error: str = ""
 
 
+# Wrappers whose per-step work changes nothing once reset() went through them: OrderEnforcing
+# only checks reset came first, PassiveEnvChecker only inspects the first step; TimeLimit's
+# truncation is re-done by the rollout loop with the same limit.
+_TRANSPARENT = ("OrderEnforcing", "PassiveEnvChecker")
+
+
+def bypass_wrappers(env):
+    """(step function, step limit or None) that behave exactly like ``env.step`` with its
+    TimeLimit, skipping the Python wrappers' per-step overhead where that is safe; otherwise
+    (env.step, None)."""
+    limit, inner = None, env
+    while hasattr(inner, "env") and inner is not inner.unwrapped:
+        name = type(inner).__name__
+        if name == "TimeLimit" and limit is None:
+            limit = inner._max_episode_steps
+        elif name not in _TRANSPARENT:
+            return env.step, None
+        inner = inner.env
+    return inner.step, limit
+
+
 class RolloutWorker:
     """Runs tasks for one (environment, policy) pair; one per worker process or actor."""
 
@@ -81,6 +102,7 @@ class RolloutWorker:
                                      self.policy.num_params, table)
         self._obs_buf = np.empty((1024, self.policy.obs_dim))
         self._act = np.empty(self.policy.action.dim)
+        self._raw_step, self._limit = bypass_wrappers(self.env)
 
     def close(self) -> None:
         self.env.close()
@@ -110,11 +132,11 @@ class RolloutWorker:
 
     def episode(self, actor, seed: int, record: bool):
         """(return, steps, observations seen, error message or '') of one episode."""
-        env, act = self.env, self._act
+        env, act, step, limit = self.env, self._act, self._raw_step, self._limit
         discrete = self.policy.action.discrete
         total, t = 0.0, 0
         try:
-            obs, _ = env.reset(seed=seed)
+            obs, _ = env.reset(seed=seed)  # through the wrappers: resets their counters
             while True:
                 obs = np.asarray(obs, dtype=np.float64).reshape(-1)
                 if record:
@@ -123,11 +145,11 @@ class RolloutWorker:
                                                         np.empty_like(self._obs_buf)])
                     self._obs_buf[t] = obs
                 actor.raw(obs, act)
-                obs, reward, terminated, truncated, _ = env.step(
+                obs, reward, terminated, truncated, _ = step(
                     int(np.argmax(act)) if discrete else act)
                 total += float(reward)
                 t += 1
-                if terminated or truncated:
+                if terminated or truncated or (limit is not None and t >= limit):
                     break
         except Exception as exc:  # a misbehaving environment fails this episode only
             return math.nan, t, None, f"{type(exc).__name__}: {exc}"

@@ -24,7 +24,7 @@ from es_compact.backends import Backend, make_backend
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.errors import ConfigError, ESCompactError
-from es_compact.noise import NoiseTable
+from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
 from es_compact.policies import make_policy
 from es_compact.presets import resolve
@@ -105,13 +105,15 @@ class Trainer:
                     p.unlink()
         d.mkdir(parents=True, exist_ok=True)
 
-    def _setup(self):
+    def _setup(self, backend: Backend):
         cfg = self.config
         obs_space, act_space = env_spaces(cfg.env.id)
         self.policy = make_policy(cfg.policy, obs_space, act_space, seed=cfg.run.seed)
         self.table = None
         if cfg.strategy.exploration == "gaussian":
-            self.table = NoiseTable.build(cfg.run.seed, cfg.run.noise_table_size)
+            size = cfg.run.noise_table_size
+            self.table = NoiseTable(build_table(cfg.run.seed, size,
+                                                out=backend.table_buffer(size)))
         self.directions = Directions(cfg.strategy.exploration, cfg.run.seed,
                                      self.policy.num_params, self.table)
         self.strategy = make_strategy(cfg.strategy, self.directions)
@@ -251,16 +253,16 @@ class Trainer:
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
         self._prepare_dir()
         self._t0 = time.perf_counter()
-        self._setup()
-        if self.mode == "resume":
-            self._restore()
-        # Fully resolved, every default written out (on resume: with the new budget).
-        checkpoint.atomic_write_text(self.run_dir / "config.json",
-                                     json.dumps(self.config.to_dict(), indent=1))
         self.backend = self._backend or make_backend(self.config.run.backend,
                                                      self.config.run.workers,
                                                      address=self.config.run.ray_address)
         try:
+            self._setup(self.backend)
+            if self.mode == "resume":
+                self._restore()
+            # Fully resolved, every default written out (on resume: with the new budget).
+            checkpoint.atomic_write_text(self.run_dir / "config.json",
+                                         json.dumps(self.config.to_dict(), indent=1))
             self.backend.start(self.config, self.table)
             start_it, t_loop = self.iteration, time.perf_counter()
             while not self._done(self.wall0 + time.perf_counter() - self._t0):

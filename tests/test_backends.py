@@ -212,3 +212,34 @@ def test_real_two_node_ray_cluster_on_loopback(tmp_path):
         assert all(n > 0 for n in summary["chunks_per_node"].values())
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v4", "Hopper-v4", "CartPole-v1"])
+def test_wrapper_bypass_is_behaviour_identical(env_id):
+    """Rollouts step the bare environment and re-apply TimeLimit themselves: the same
+    observations, rewards and episode lengths as through gymnasium's wrappers."""
+    from es_compact.config import PolicyConfig
+    from es_compact.envs import make_env
+    from es_compact.policies import make_policy
+    from es_compact.rollout import bypass_wrappers
+
+    wrapped = make_env(env_id, max_episode_steps=150)
+    bare = make_env(env_id, max_episode_steps=150)
+    step, limit = bypass_wrappers(bare)
+    assert limit == 150 and step != bare.step
+    policy = make_policy(PolicyConfig(arch="dense", hidden=8), wrapped.observation_space,
+                         wrapped.action_space, seed=0)
+    actor = policy.actor(policy.init(np.random.default_rng(0)))
+    for seed in (1, 2):
+        o1, _ = wrapped.reset(seed=seed)
+        o2, _ = bare.reset(seed=seed)
+        for t in range(1, 400):
+            a = actor(np.asarray(o1, dtype=np.float64))
+            o1, r1, term1, trunc1, _ = wrapped.step(a)
+            o2, r2, term2, trunc2, _ = step(a)
+            np.testing.assert_array_equal(o1, o2)
+            assert r1 == r2 and term1 == term2
+            if term1 or trunc1:
+                assert term2 or trunc2 or t >= limit
+                break
+        assert t <= 150

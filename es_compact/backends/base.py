@@ -16,6 +16,11 @@ from es_compact.rollout import Broadcast, Result, Task
 class Backend(ABC):
     name = "abstract"
 
+    def table_buffer(self, size: int):
+        """Memory for the noise table (float32[size]); a backend that shares it between
+        processes returns its shared block so the driver builds the table there, once."""
+        return None
+
     @abstractmethod
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
         """Create the workers (each builds its environment and policy once)."""

@@ -69,6 +69,9 @@ def _worker_main(conn, config_dict: dict, shm_name: str | None, table_size: int)
                     conn.send_bytes(_dumps(("results", (chunk_id, results))))
                 except Exception:
                     conn.send_bytes(_dumps(("error", traceback.format_exc())))
+            elif kind == "touch":
+                total = float(table.table.sum(dtype=np.float64)) if table is not None else 0.0
+                conn.send_bytes(_dumps(("touched", total)))
             elif kind == "stop":
                 break
     finally:
@@ -116,14 +119,16 @@ class MultiprocessBackend(Backend):
 
     # Life cycle -------------------------------------------------------------------------------
 
+    def table_buffer(self, size: int) -> np.ndarray:
+        self.shm = shared_memory.SharedMemory(create=True, size=max(4, 4 * size))
+        self.table_size = size
+        return np.ndarray((size,), dtype=np.float32, buffer=self.shm.buf)
+
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
         self.config_dict = config.to_dict()
         if table is not None:
-            self.table_size = len(table)
-            self.shm = shared_memory.SharedMemory(create=True, size=max(1, table.table.nbytes))
-            shared = np.ndarray((self.table_size,), dtype=np.float32, buffer=self.shm.buf)
-            shared[:] = table.table
-            del shared
+            if self.shm is None or self.table_size != len(table):  # built elsewhere: copy
+                self.table_buffer(len(table))[:] = table.table
             self.shm_name = self.shm.name
         self.workers = [_Worker(self) for _ in range(self.n_workers)]
         for w in self.workers:
@@ -153,12 +158,26 @@ class MultiprocessBackend(Backend):
             w.conn.close()
         self.workers = []
         if self.shm is not None:
-            self.shm.close()
             try:
                 self.shm.unlink()
             except FileNotFoundError:
                 pass
+            try:
+                self.shm.close()
+            except BufferError:
+                pass  # the driver's table still views it; unmapped when that is collected
             self.shm = None
+
+    def touch_table(self) -> list[float]:
+        """Make every worker read the whole noise table (as a long run eventually does), for
+        memory measurements; returns each worker's table sum."""
+        sums = []
+        for w in self.workers:
+            self._send(w, _dumps(("touch", None)))
+        for w in self.workers:
+            kind, payload = pickle.loads(w.conn.recv_bytes())
+            sums.append(payload)
+        return sums
 
     # One iteration ----------------------------------------------------------------------------
 

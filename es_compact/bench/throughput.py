@@ -1,0 +1,105 @@
+"""`es-compact bench throughput`: how close training comes to the machine's raw step rate.
+
+Measured in one run, side by side:
+(a) the single-process gymnasium step rate with zero actions (gym.make's full wrapper stack);
+(s) the serial training step rate (one process: env + policy + noise + normalisation), whose
+    shortfall against (a) is the per-step cost of everything that is not the environment;
+(b) the training step rate with the chosen backend and workers over >= 5 iterations after one
+    warm-up iteration (no evaluations), and efficiency = (b) / (workers x (a)).
+Also the bytes the backend sent per iteration, and the memory check: proportional set size
+(PSS, shared pages split among the processes mapping them) of the driver and its workers with
+a large noise table, for 1 and for N workers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from es_compact.backends import make_backend
+from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.envs import make_env
+from es_compact.trainer import Trainer
+
+
+def gym_step_rate(env_id: str, steps: int = 5000) -> float:
+    """Steps per second of env.step with zero actions, best of three runs."""
+    env = make_env(env_id)
+    a = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    env.reset(seed=0)
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(steps):
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        best = max(best, steps / (time.perf_counter() - t))
+    env.close()
+    return best
+
+
+def _config(env_id, arch, backend, workers, iterations, directions, table_size, seed=0):
+    return TrainConfig(env=EnvConfig(id=env_id), policy=PolicyConfig(arch=arch),
+                       strategy=StrategyConfig(directions=directions),
+                       run=RunConfig(seed=seed, iterations=iterations, eval_every=10**9,
+                                     backend=backend, workers=workers,
+                                     noise_table_size=table_size))
+
+
+def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
+                  table_size=25_000_000) -> dict:
+    """Train `iterations` iterations; rate over all but the first (warm-up) iteration."""
+    rows = []
+    backend_obj = make_backend(backend, workers)
+    with tempfile.TemporaryDirectory() as d:
+        trainer = Trainer(_config(env_id, arch, backend, workers, iterations, directions,
+                                  table_size), Path(d) / "run", backend=backend_obj)
+        sent = []
+
+        def on_iter(row, info):
+            rows.append((row["timesteps"], time.perf_counter()))
+            sent.append(getattr(backend_obj, "bytes_sent", 0))
+
+        try:
+            trainer.run(on_iter)
+        finally:
+            backend_obj.close()
+    steps = rows[-1][0] - rows[0][0]
+    secs = rows[-1][1] - rows[0][1]
+    per_iter_bytes = np.diff(sent).mean() if len(sent) > 1 else float("nan")
+    return {"steps_per_s": steps / secs, "iterations_timed": len(rows) - 1,
+            "bytes_sent_per_iteration": float(per_iter_bytes),
+            "num_params": trainer.policy.num_params,
+            "directions": trainer.config.strategy.directions}
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of a process in KiB (Linux /proc/PID/smaps_rollup)."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise OSError(f"no Pss line for {pid}")
+
+
+def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict]:
+    """Total PSS of driver + workers after 2 iterations that read the whole table."""
+    out = []
+    for n in worker_counts:
+        backend = make_backend("mp", n)
+        with tempfile.TemporaryDirectory() as d:
+            cfg = _config(env_id, "linear", "mp", n, 2, 8 * n, table_size)
+            Trainer(cfg, Path(d) / "run", backend=backend).run()
+            # The workers are still up: each reads the whole table, as a long run would.
+            backend.touch_table()
+            pids = [os.getpid()] + [w.proc.pid for w in backend.workers]
+            total = sum(pss_kib(p) for p in pids)
+            backend.close()
+        out.append({"case": "memory", "workers": n, "table_mib": table_size * 4 / 2**20,
+                    "pss_total_mib": round(total / 1024, 1)})
+    return out
