@@ -34,3 +34,68 @@ def forward(quick, out):
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(new[cols].to_string(index=False, na_rep=""))
     click.echo(f"appended {len(new)} rows to {out}")
+
+
+@bench.command()
+@click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True)
+@click.option("--arch", default="kama", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--backend", type=click.Choice(["mp", "ray"]), default="mp", show_default=True)
+@click.option("--iterations", type=int, default=6, show_default=True,
+              help="timed iterations + 1 warm-up (at least 6)")
+@click.option("--directions", type=int, help="antithetic directions per iteration [preset]")
+@click.option("--memory-table", type=int, default=0, show_default=True,
+              help="also measure driver+worker memory (PSS) with a noise table of this many "
+                   "float32 entries for 1 and --memory-workers workers (e.g. 100000000)")
+@click.option("--memory-workers", type=int, default=4, show_default=True)
+@click.option("--out", default="results/bench_throughput.csv", show_default=True)
+def throughput(env_id, arch, workers, backend, iterations, directions, memory_table,
+               memory_workers, out):
+    """Training env-steps/s against the raw gymnasium step rate, measured in one run:
+    efficiency = training rate / (workers x single-process rate)."""
+    from es_compact.bench import throughput as tp
+    from es_compact.errors import ConfigError
+
+    if iterations < 6:
+        raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
+    t0 = time.perf_counter()
+    click.echo(f"(a) single-process gymnasium step rate of {env_id}, zero actions...", err=True)
+    a = tp.gym_step_rate(env_id)
+    click.echo("(s) serial training rate (policy, noise, normalisation in one process)...",
+               err=True)
+    s = tp.training_rate(env_id, arch, "serial", 1, iterations, directions)
+    click.echo(f"(b) {backend} training rate with {workers} workers...", err=True)
+    b = tp.training_rate(env_id, arch, backend, workers, iterations, directions)
+    eff = b["steps_per_s"] / (workers * a)
+    row = {"case": "throughput", "env": env_id, "arch": arch, "backend": backend,
+           "workers": workers, "directions": b["directions"], "num_params": b["num_params"],
+           "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
+           "serial_train_steps_per_s": round(s["steps_per_s"], 1),
+           "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
+           "non_env_overhead": round(1 - s["steps_per_s"] / a, 3),
+           "bytes_sent_per_iteration": b["bytes_sent_per_iteration"]}
+    rows = [row]
+    if memory_table:
+        click.echo(f"memory: noise table of {memory_table:,} entries, 1 and {memory_workers} "
+                   "workers...", err=True)
+        rows += tp.memory_rows(env_id, memory_table, (1, memory_workers))
+    append_rows(out, rows, run_metadata(time.perf_counter() - t0))
+    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s")
+    click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  -> policy, noise "
+               f"and normalisation cost {100 * row['non_env_overhead']:.1f}% of a step")
+    click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")
+    click.echo(f"efficiency (b) / ({workers} x (a)) = {eff:.3f}")
+    if b["bytes_sent_per_iteration"] == b["bytes_sent_per_iteration"]:
+        click.echo(f"bytes sent per iteration: {b['bytes_sent_per_iteration']:,.0f} "
+                   f"(θ has {b['num_params']} float64 = {8 * b['num_params']:,} bytes)")
+    for m in rows[1:]:
+        click.echo(f"memory, {m['workers']} worker(s): driver + workers PSS "
+                   f"{m['pss_total_mib']:,.1f} MiB, of which the shared noise table "
+                   f"{m['pss_table_mib']:,.1f} MiB (one table is {m['table_mib']:,.1f} MiB)")
+    if len(rows) == 3:
+        d_total = rows[2]["pss_total_mib"] - rows[1]["pss_total_mib"]
+        d_table = rows[2]["pss_table_mib"] - rows[1]["pss_table_mib"]
+        click.echo(f"going from 1 to {memory_workers} workers adds {d_total:,.1f} MiB in total "
+                   f"({d_table:,.1f} MiB of it table; the rest is each worker's own Python, "
+                   "numba and MuJoCo)")
+    click.echo(f"appended {len(rows)} rows to {out}")

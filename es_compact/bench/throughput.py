@@ -87,8 +87,22 @@ def pss_kib(pid: int) -> int:
     raise OSError(f"no Pss line for {pid}")
 
 
+def mapping_pss_kib(pid: int, name: str) -> int:
+    """PSS in KiB of the mappings of one process whose path contains `name`."""
+    total, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):  # a mapping header line
+                inside = name in line
+            elif inside and first == "Pss:":
+                total += int(line.split()[1])
+    return total
+
+
 def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict]:
-    """Total PSS of driver + workers after 2 iterations that read the whole table."""
+    """Total PSS of driver + workers after 2 iterations and a read of the whole table by every
+    worker, and the part of it that is the noise table's shared block."""
     out = []
     for n in worker_counts:
         backend = make_backend("mp", n)
@@ -99,7 +113,9 @@ def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict
             backend.touch_table()
             pids = [os.getpid()] + [w.proc.pid for w in backend.workers]
             total = sum(pss_kib(p) for p in pids)
+            table = sum(mapping_pss_kib(p, backend.shm_name.lstrip("/")) for p in pids)
             backend.close()
         out.append({"case": "memory", "workers": n, "table_mib": table_size * 4 / 2**20,
-                    "pss_total_mib": round(total / 1024, 1)})
+                    "pss_total_mib": round(total / 1024, 1),
+                    "pss_table_mib": round(table / 1024, 1)})
     return out
