@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import click
-from es_compact_cli.options import policy_config, policy_options
 
 from es_compact.envs import env_spaces
 from es_compact.policies import make_policy
+from es_compact_cli.options import policy_config, policy_options
 
 
 @click.command()

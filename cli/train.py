@@ -35,6 +35,7 @@ FIELDS = {
     "exploration": ("strategy", "exploration"), "optimizer": ("strategy", "optimizer"),
     "l2_coeff": ("strategy", "l2_coeff"),
     "seed": ("run", "seed"), "iterations": ("run", "iterations"),
+    "target_return": ("run", "target_return"),
     "timesteps": ("run", "timesteps"), "time_limit": ("run", "time_limit"),
     "eval_every": ("run", "eval_every"), "eval_episodes": ("run", "eval_episodes"),
     "workers": ("run", "workers"), "backend": ("run", "backend"),
@@ -119,6 +120,7 @@ def _terminate_as_interrupt(signum, frame):
 @click.option("--iterations", type=int, help="budget: iterations (default 100 if no budget)")
 @click.option("--timesteps", type=int, help="budget: training environment steps")
 @click.option("--time-limit", type=float, help="budget: seconds of wall time")
+@click.option("--target-return", type=float, help="stop once an evaluation reaches this")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=10, show_default=True)
 @click.option("--eval-episodes", type=int, default=5, show_default=True)

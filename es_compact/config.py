@@ -165,6 +165,8 @@ class RunConfig:
     """Stop once this many training environment steps were taken."""
     time_limit: float | None = None
     """Stop after this many seconds of wall time (breaks bitwise determinism, by nature)."""
+    target_return: float | None = None
+    """Stop once an evaluation's mean return reaches this (e.g. 1000 on InvertedPendulum)."""
     eval_every: int = 10
     """Evaluate the noiseless policy every E iterations (and at the last one)."""
     eval_episodes: int = 5

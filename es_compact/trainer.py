@@ -162,6 +162,8 @@ class Trainer:
     def _done(self, elapsed: float) -> bool:
         r = self.config.run
         return ((r.iterations is not None and self.iteration >= r.iterations)
+                or (r.target_return is not None and not math.isnan(self.last_eval)
+                    and self.last_eval >= r.target_return)
                 or (r.timesteps is not None and self.timesteps >= r.timesteps)
                 or (r.time_limit is not None and elapsed >= r.time_limit))
 
