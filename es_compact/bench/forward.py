@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -45,23 +44,11 @@ def _dense_numpy_forward(policy: Policy, theta: np.ndarray):
     return run
 
 
-def env_step_us(env_id: str = "HalfCheetah-v4", steps: int = 3000) -> float:
+def env_step_us(env_id: str = "HalfCheetah-v4") -> float:
     """Microseconds per env.step with zero actions (the full gymnasium wrapper stack)."""
-    from es_compact.envs import make_env
+    from es_compact.bench.throughput import gym_step_rate
 
-    env = make_env(env_id)
-    env.reset(seed=0)
-    a = np.zeros(env.action_space.shape)
-    best = math.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(steps):
-            _, _, term, trunc, _ = env.step(a)
-            if term or trunc:
-                env.reset()
-        best = min(best, (time.perf_counter() - t) / steps)
-    env.close()
-    return best * 1e6
+    return 1e6 / gym_step_rate(env_id, steps=3000)
 
 
 def policy_rows(step_us: float | None) -> list[dict]:
