@@ -1,0 +1,43 @@
+"""The benchmark commands run end to end and write their CSV rows (slow: they time things)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from es_compact_cli.main import cli
+
+
+@pytest.mark.slow
+def test_bench_throughput_writes_a_row(tmp_path):
+    out = tmp_path / "bt.csv"
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--env", "HalfCheetah-v4", "--arch",
+                                   "linear", "--workers", "2", "--directions", "2",
+                                   "--iterations", "6", "--memory-table", "2000000",
+                                   "--memory-workers", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "efficiency (b) / (2 x (a)) =" in res.output
+    df = pd.read_csv(out)
+    row = df[df["case"] == "throughput"].iloc[0]
+    assert 0 < row["efficiency"] < 1.5 and row["iterations_timed"] == 5
+    assert row["bytes_sent_per_iteration"] > 0 and row["commit"] and row["cores"] >= 1
+    mem = df[df["case"] == "memory"]
+    assert list(mem["workers"]) == [1, 2]
+    # the shared table is counted once, however many workers map it
+    assert (abs(mem["pss_table_mib"] - mem["table_mib"]) < 0.1 * mem["table_mib"] + 1).all()
+
+
+@pytest.mark.slow
+def test_bench_forward_quick_writes_rows(tmp_path):
+    out = tmp_path / "bf.csv"
+    res = CliRunner().invoke(cli, ["bench", "forward", "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert set(df["case"]) >= {"policy", "layer", "compile_cold", "start_cached", "env_step"}
+    assert (df.loc[df["case"] == "layer", "speedup_vs_dense"] > 0).all()
+
+
+def test_bench_throughput_rejects_too_few_iterations():
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--iterations", "3"])
+    assert res.exit_code == 2 and "at least 6" in res.output
