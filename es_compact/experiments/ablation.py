@@ -1,0 +1,95 @@
+"""The KAMA-NN paper's Figure 5 question (Choromanski et al., AISTATS 2019, Section 6.2): do
+more Givens rotations K per matrix give more return? kama policies (h = 64) with
+K in {10, 20, 50, 100, 200} on HalfCheetah and Hopper, trained by ARS V2-t.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from es_compact.config import PolicyConfig
+from es_compact.experiments.runner import (
+    Budget,
+    RunSpec,
+    draw_curves,
+    figure,
+    fmt_return,
+    make_config,
+    summarise,
+)
+
+ENVS = ("HalfCheetah-v4", "Hopper-v4")
+ROTATIONS = (10, 20, 50, 100, 200)
+SEEDS = {"quick": 2, "full": 5}
+NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
+BUDGETS = {
+    "quick": {"HalfCheetah-v4": Budget(32_000, 1, 2, directions=8, top=4),
+              "Hopper-v4": Budget(15_000, 2, 3)},
+    "full": {"HalfCheetah-v4": Budget(5_000_000, 5), "Hopper-v4": Budget(5_000_000, 10)},
+}
+
+
+def specs(form: str = "quick", envs=ENVS, rotations=ROTATIONS, seeds: int | None = None,
+          backend: str = "mp", workers: int | None = None,
+          budgets: dict[str, Budget] | None = None) -> list[RunSpec]:
+    budgets = budgets or BUDGETS[form]
+    out = []
+    for env_id in envs:
+        for k in rotations:
+            for seed in range(SEEDS[form] if seeds is None else seeds):
+                cfg = make_config(env_id, PolicyConfig(arch="kama", rotations=(k,)),
+                                  budgets[env_id], seed, backend, workers, NOISE_TABLE[form])
+                out.append(RunSpec(f"{env_id}/K{k}/seed{seed}", cfg,
+                                   {"env": env_id, "rotations": k, "seed": seed}))
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    s = summarise(rows, ["env", "rotations"])
+    ks = sorted(set(s["rotations"]))
+    lines = ["| env | " + " | ".join(f"K = {k}" for k in ks) + " |",
+             "|---|" + "---|" * len(ks)]
+    for env_id in dict.fromkeys(s["env"]):
+        sub = s[s["env"] == env_id].set_index("rotations")
+        cells = [f"{fmt_return(sub.at[k, 'final_mean'], sub.at[k, 'final_std'])} "
+                 f"({int(sub.at[k, 'params'])} p)" for k in ks]
+        lines.append(f"| {env_id.split('-')[0]} ({int(sub['timesteps'].mean()):,} steps, "
+                     f"{int(sub['seeds'].iloc[0])} seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: str | Path) -> None:
+    """Top: final return against K (mean ± std over seeds); bottom: the curves per K."""
+    df = pd.DataFrame(rows)
+    s = summarise(rows, ["env", "rotations"])
+    envs = list(dict.fromkeys(df["env"]))
+    plt, fig, axes = figure(2, len(envs))
+    for c, env_id in enumerate(envs):
+        sub = s[s["env"] == env_id]
+        ax = axes[0, c]
+        ax.errorbar(sub["rotations"], sub["final_mean"], yerr=sub["final_std"], fmt="o-",
+                    capsize=3)
+        ax.set_xscale("log")
+        ax.set_xticks(list(sub["rotations"]), [str(k) for k in sub["rotations"]])
+        ax.set_xlabel("Givens rotations K per matrix")
+        ax.set_ylabel("final evaluation return")
+        ax.set_title(f"{env_id}: kama, h = 64", fontsize=10)
+        ax.grid(alpha=0.3)
+        groups = {f"K={k}": list(g["run_dir"])
+                  for k, g in df[df["env"] == env_id].groupby("rotations")}
+        draw_curves(axes[1, c], groups)
+        axes[1, c].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def trend(rows: list[dict]) -> dict[str, float]:
+    """Per environment, the least-squares slope of the seed-mean final return against log10 K
+    (return gained per tenfold more rotations)."""
+    s = summarise(rows, ["env", "rotations"])
+    return {e: float(np.polyfit(np.log10(g["rotations"]), g["final_mean"], 1)[0])
+            for e, g in s.groupby("env", sort=False)}

@@ -1,0 +1,101 @@
+"""The DCNN paper's Figure 2 question (Araujo et al., ECAI 2020, Section 5: where to put the
+non-linearities in a deep diagonal-circulant network, and how leaky), asked of ES-trained
+policies: dcnn policies on HalfCheetah with a leaky ReLU after every 1, 2 or 3 layers, slopes
+0, 0.25 and 0.5, at several depths. The expressivity check of the same paper's Theorem 2 is in
+es_compact.experiments.theorem2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from es_compact.config import PolicyConfig
+from es_compact.experiments.runner import (
+    Budget,
+    RunSpec,
+    figure,
+    fmt_return,
+    make_config,
+    summarise,
+)
+
+ENV = "HalfCheetah-v4"
+EVERY = (1, 2, 3)
+SLOPES = (0.0, 0.25, 0.5)
+GRID = {
+    # quick: the placement grid at depth 4, and depths 2 and 8 at one placement; one seed.
+    "quick": [(4, k, a) for k in EVERY for a in SLOPES] + [(2, 1, 0.5), (8, 1, 0.5)],
+    "full": [(d, k, a) for d in (2, 4, 8) for k in EVERY for a in SLOPES],
+}
+SEEDS = {"quick": 1, "full": 3}
+NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
+BUDGETS = {"quick": Budget(32_000, 1, 2, directions=8, top=4), "full": Budget(3_000_000, 5)}
+
+
+def nonlinearities(depth: int, every: int) -> int:
+    """Leaky ReLUs in the network (never after the last layer, which is linear)."""
+    return sum(1 for i in range(depth - 1) if (i + 1) % every == 0)
+
+
+def specs(form: str = "quick", grid=None, seeds: int | None = None, backend: str = "mp",
+          workers: int | None = None, budget: Budget | None = None) -> list[RunSpec]:
+    budget = budget or BUDGETS[form]
+    out = []
+    for depth, every, slope in (GRID[form] if grid is None else grid):
+        policy = PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every, slope=slope)
+        for seed in range(SEEDS[form] if seeds is None else seeds):
+            cfg = make_config(ENV, policy, budget, seed, backend, workers, NOISE_TABLE[form])
+            out.append(RunSpec(f"L{depth}_every{every}_slope{slope:g}/seed{seed}", cfg,
+                               {"env": ENV, "depth": depth, "every": every, "slope": slope,
+                                "nonlinearities": nonlinearities(depth, every),
+                                "seed": seed}))
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    s = summarise(rows, ["depth", "every", "slope"])
+    slopes = sorted(set(s["slope"]))
+    lines = ["| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
+             + " | params |", "|---|---|" + "---|" * (len(slopes) + 1)]
+    for (depth, every), g in s.groupby(["depth", "every"], sort=True):
+        g = g.set_index("slope")
+        cells = [fmt_return(g.at[a, "final_mean"], g.at[a, "final_std"]) if a in g.index
+                 else "" for a in slopes]
+        lines.append(f"| {depth} | {every} ({nonlinearities(depth, every)} in all) | "
+                     + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
+    steps = int(s["timesteps"].mean())
+    return "\n".join(lines) + f"\n\n{ENV}, {steps:,} steps, {int(s['seeds'].iloc[0])} seed(s) " \
+        "per cell; final evaluation return (mean ± std over seeds).\n"
+
+
+def plot(rows: list[dict], path: str | Path) -> None:
+    """Grouped bars: final return per (depth, every), one bar per slope."""
+    s = summarise(rows, ["depth", "every", "slope"])
+    keys = list(s.groupby(["depth", "every"], sort=True).groups)
+    slopes = sorted(set(s["slope"]))
+    plt, fig, axes = figure(1, 1, width=max(6.0, 0.8 * len(keys) + 2), height=4.0)
+    ax = axes[0, 0]
+    width = 0.8 / len(slopes)
+    x = np.arange(len(keys))
+    for j, a in enumerate(slopes):
+        sub = s[s["slope"] == a].set_index(["depth", "every"])
+        ys = [sub.at[k, "final_mean"] if k in sub.index else np.nan for k in keys]
+        es = [sub.at[k, "final_std"] if k in sub.index else 0.0 for k in keys]
+        ax.bar(x + j * width, ys, width, yerr=es, capsize=2, label=f"slope {a:g}")
+    ax.set_xticks(x + 0.4 - width / 2, [f"L={d}\nevery {k}" for d, k in keys], fontsize=8)
+    ax.set_ylabel("final evaluation return")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_title(f"dcnn on {ENV}: depth and leaky-ReLU placement "
+                 f"({int(s['timesteps'].mean()):,} steps)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return summarise(rows, ["depth", "every", "slope"])

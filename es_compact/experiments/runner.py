@@ -1,0 +1,230 @@
+"""Running many training runs for an experiment: skip what is finished, resume what is not.
+
+Every run of an experiment is a :class:`RunSpec` (a relative directory, a TrainConfig and the
+tags that place it in a table). :func:`run_specs` looks at each run directory first:
+
+- ``done``: the latest checkpoint has spent the budget and the final evaluation is on disk
+  (the last progress row's evaluation, or final_eval.json at that iteration): skipped;
+- ``resume``: a checkpoint exists but the budget is not spent (or the final evaluation was
+  lost): ``Trainer(mode='resume')`` continues it bitwise identically;
+- ``restart``: a config.json but no checkpoint (killed inside the first iteration):
+  ``mode='overwrite'``;
+- ``new``: nothing there.
+
+So an interrupted ``make paper`` picks up where it stopped. A finished run gets an
+``experiment.json`` with the command, commit, date, core count and its own wall time, and every
+result row of that run carries those, even when a later invocation only collected it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from es_compact import checkpoint
+from es_compact.config import RunConfig, TrainConfig
+from es_compact.results import run_metadata
+
+FORMS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A training budget and evaluation schedule for one environment in one form."""
+
+    timesteps: int
+    eval_every: int
+    eval_episodes: int = 5
+    directions: int | None = None
+    """Override of the preset's directions N (None: the ARS paper's preset)."""
+    top: int | None = None
+    """Override of the preset's top b (None: the preset)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    """Directory of the run, relative to the experiment's run root."""
+    config: TrainConfig
+    tags: dict = field(default_factory=dict)
+    """Columns of the run's result row (env, arch, seed, K, ...)."""
+
+
+def make_config(env_id: str, policy, budget: Budget, seed: int, backend: str = "mp",
+                workers: int | None = None, noise_table_size: int = 25_000_000) -> TrainConfig:
+    """ARS V2-t with the environment's preset, except where the budget overrides N and b."""
+    from es_compact.config import EnvConfig, StrategyConfig
+
+    strategy = StrategyConfig(directions=budget.directions, top=budget.top)
+    run = RunConfig(seed=seed, timesteps=budget.timesteps, eval_every=budget.eval_every,
+                    eval_episodes=budget.eval_episodes, backend=backend, workers=workers,
+                    noise_table_size=noise_table_size)
+    return TrainConfig(env=EnvConfig(id=env_id), policy=policy, strategy=strategy, run=run)
+
+
+def _latest_meta(run_dir: Path) -> dict | None:
+    path = run_dir / "checkpoints" / "latest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def budget_spent(meta: dict, run: RunConfig) -> bool:
+    return ((run.iterations is not None and meta["iteration"] >= run.iterations)
+            or (run.timesteps is not None and meta["timesteps"] >= run.timesteps))
+
+
+def final_eval(run_dir: str | Path) -> tuple[float, float] | None:
+    """(mean, std) of the evaluation of the last θ, or None when it is not on disk."""
+    run_dir = Path(run_dir)
+    meta = _latest_meta(run_dir)
+    if meta is None:
+        return None
+    fe = run_dir / "final_eval.json"
+    if fe.exists():
+        rec = json.loads(fe.read_text())
+        if rec.get("iteration") == meta["iteration"] and rec.get("eval_return_mean") is not None:
+            return float(rec["eval_return_mean"]), float(rec["eval_return_std"])
+    prog = run_dir / "progress.csv"
+    if prog.exists():
+        df = pd.read_csv(prog)
+        last = df[df["iteration"] == meta["iteration"]]
+        if len(last) and not math.isnan(last["eval_return_mean"].iloc[-1]):
+            return float(last["eval_return_mean"].iloc[-1]), float(last["eval_return_std"].iloc[-1])
+    return None
+
+
+def status(run_dir: str | Path, config: TrainConfig) -> str:
+    """'new', 'restart', 'resume' or 'done' (see the module docstring)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        return "new"
+    meta = _latest_meta(run_dir)
+    if meta is None:
+        return "restart"
+    if budget_spent(meta, config.run) and final_eval(run_dir) is not None:
+        return "done"
+    return "resume"
+
+
+def train_one(spec: RunSpec, run_dir: Path, on_iteration=None) -> str:
+    """Train (or resume, or skip) one run; returns the status it was found in."""
+    from es_compact.trainer import Trainer
+
+    found = status(run_dir, spec.config)
+    if found == "done":
+        return found
+    mode = {"new": "new", "restart": "overwrite", "resume": "resume"}[found]
+    Trainer(spec.config, run_dir, mode=mode).run(on_iteration)
+    meta = _latest_meta(run_dir)
+    record = run_metadata(meta["wall_time_s"] if meta else None)
+    checkpoint.atomic_write_text(run_dir / "experiment.json", json.dumps(record, indent=1))
+    return found
+
+
+def run_specs(specs: Sequence[RunSpec], root: str | Path,
+              log: Callable[[str], None] = lambda s: None, on_iteration=None) -> list[dict]:
+    """Train every spec in order (skipping finished runs) and return one row per run."""
+    root = Path(root)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError("run names of an experiment must be unique")
+    for i, spec in enumerate(specs):
+        run_dir = root / spec.name
+        t0 = time.perf_counter()
+        found = train_one(spec, run_dir, on_iteration)
+        verb = {"done": "finished already", "resume": "resumed", "restart": "restarted",
+                "new": "trained"}[found]
+        fe = final_eval(run_dir)
+        log(f"[{i + 1}/{len(specs)}] {spec.name}: {verb} ({time.perf_counter() - t0:.1f} s), "
+            f"final return {fe[0]:.1f}" if fe else f"[{i + 1}/{len(specs)}] {spec.name}: {verb}")
+    return [collect(spec, root / spec.name) for spec in specs]
+
+
+def collect(spec: RunSpec, run_dir: Path) -> dict:
+    """The run's result row: its tags, size, budget spent, final return and provenance."""
+    meta = _latest_meta(run_dir) or {}
+    fe = final_eval(run_dir) or (math.nan, math.nan)
+    prov_path = run_dir / "experiment.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else run_metadata(
+        meta.get("wall_time_s"))
+    wall = meta.get("wall_time_s", math.nan)
+    steps = meta.get("timesteps", 0)
+    return {**spec.tags, "params": meta.get("num_params"), "iterations": meta.get("iteration"),
+            "timesteps": steps, "final_return_mean": fe[0], "final_return_std": fe[1],
+            "best_eval": meta.get("best_eval"),
+            "steps_per_s": round(steps / wall, 1) if wall and wall > 0 else math.nan,
+            "run_dir": str(run_dir), **{k: prov[k] for k in prov if k != "wall_time_s"},
+            "wall_time_s": prov.get("wall_time_s", wall)}
+
+
+def group_curve(run_dirs: Sequence[str | Path], points: int = 100):
+    """(timesteps, mean, std, n) of eval_return_mean over runs differing only in seed, each
+    interpolated onto a grid up to the shortest run (es_compact.plotting.curves)."""
+    from es_compact.plotting import curves
+
+    (grid, mean, std, n), = curves(list(run_dirs), points=points).values()
+    return grid, mean, std, n
+
+
+def summarise(rows: list[dict], by: Sequence[str]) -> pd.DataFrame:
+    """Mean and std over seeds of the final return, per group."""
+    df = pd.DataFrame(rows)
+    g = df.groupby(list(by), sort=False)
+    out = g.agg(final_mean=("final_return_mean", "mean"),
+                final_std=("final_return_mean", lambda x: float(np.std(x))),
+                seeds=("final_return_mean", "size"), params=("params", "first"),
+                timesteps=("timesteps", "mean")).reset_index()
+    return out
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Write rows, replacing the file: one row per run of the latest invocation (runs trained
+    earlier keep their own provenance columns)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def with_budget(config: TrainConfig, **run_changes) -> TrainConfig:
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, **run_changes))
+
+
+def draw_curves(ax, groups: dict[str, Sequence[str | Path]]) -> None:
+    """One mean ± std band per group of seeds on a matplotlib axis."""
+    for label, dirs in groups.items():
+        x, mean, std, n = group_curve(dirs)
+        line, = ax.plot(x, mean, label=f"{label} (n={n})", lw=1.3)
+        if n > 1:
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("evaluation return")
+    ax.grid(alpha=0.3)
+
+
+def figure(rows: int, cols: int, width: float = 4.2, height: float = 3.3):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    return plt, fig, axes
+
+
+def fmt_return(mean: float, std: float) -> str:
+    return "n/a" if math.isnan(mean) else f"{mean:.0f} ± {std:.0f}"
