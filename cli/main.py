@@ -63,6 +63,8 @@ def _register() -> None:
     cli.add_command(kernels.kernels)
     from es_compact_cli import givens
     cli.add_command(givens.givens)
+    from es_compact_cli import experiments
+    cli.add_command(experiments.experiment)
 
 
 _register()

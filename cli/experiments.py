@@ -1,0 +1,143 @@
+"""`es-compact experiment table1|rl|ablation|dcnn [--full]`: the papers' tables and figures as
+CSV, Markdown and PNG files under --out, training runs under --runs/FORM/NAME.
+
+Re-running a command skips finished runs and resumes unfinished ones (see
+es_compact.experiments.runner), so an interrupted `make paper` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from es_compact.config import BACKENDS
+from es_compact.results import run_metadata
+
+
+def _form(full: bool) -> str:
+    return "full" if full else "quick"
+
+
+def _run_options(fn):
+    opts = [
+        click.option("--full", is_flag=True, help="the full form (long budgets, more seeds)"),
+        click.option("--out", default="results", show_default=True,
+                     help="directory for the CSV, Markdown and PNG files"),
+        click.option("--runs", "runs_root", default="runs/paper", show_default=True,
+                     help="training runs go to RUNS/FORM/EXPERIMENT/..."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
+        click.option("--workers", type=int, help="rollout workers per run [one per core]"),
+        click.option("--seeds", type=int, help="seeds per cell [quick/full default]"),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _echo(s: str) -> None:
+    click.echo(s, err=True)
+
+
+def _train(specs, root: Path):
+    from es_compact.experiments.runner import run_specs
+
+    click.echo(f"{len(specs)} runs under {root}", err=True)
+    return run_specs(specs, root, log=_echo)
+
+
+def _write(out: Path, stem: str, rows: list[dict], md: str, title: str) -> None:
+    from es_compact.experiments.runner import write_csv
+
+    write_csv(out / f"{stem}.csv", rows)
+    (out / f"{stem}.md").write_text(f"# {title}\n\n{md}")
+    click.echo(md)
+    click.echo(f"wrote {out}/{stem}.csv, {stem}.md, {stem}.png")
+
+
+@click.group()
+def experiment() -> None:
+    """The papers' experiments: Table 1, RL curves, the K ablation, DCNN (quick or --full)."""
+
+
+@experiment.command()
+@click.option("--out", default="results", show_default=True)
+def table1(out):
+    """KAMA-NN Table 1: parameter ratios to dense, beside the paper's values."""
+    from es_compact.experiments import table1 as t1
+    from es_compact.experiments.runner import write_csv
+
+    t0 = time.perf_counter()
+    rows = t1.rows()
+    meta = run_metadata(time.perf_counter() - t0)
+    out = Path(out)
+    write_csv(out / "table1.csv", [{**r, **meta} for r in rows])
+    md = t1.markdown(rows)
+    (out / "table1.md").write_text(
+        "# Table 1: trainable parameters, percent of dense (KAMA-NN paper's values in "
+        f"brackets)\n\n{md}\n`{meta['command']}` at {meta['commit']}, {meta['date']}\n")
+    click.echo(md)
+    click.echo(f"wrote {out}/table1.csv and {out}/table1.md")
+
+
+@experiment.command()
+@_run_options
+def rl(full, out, runs_root, backend, workers, seeds):
+    """Learning curves and final returns: 5 architectures x 6 MuJoCo tasks."""
+    from es_compact.experiments import rl as ex
+
+    form, out = _form(full), Path(out)
+    specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
+    rows = _train(specs, Path(runs_root) / form / "rl")
+    ex.plot(rows, out / f"rl_{form}.png")
+    _write(out, f"rl_{form}", rows, ex.markdown(rows),
+           f"RL: final evaluation return, mean ± std over seeds ({form} form)")
+
+
+@experiment.command()
+@_run_options
+def ablation(full, out, runs_root, backend, workers, seeds):
+    """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
+    from es_compact.experiments import ablation as ex
+
+    form, out = _form(full), Path(out)
+    specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
+    rows = _train(specs, Path(runs_root) / form / "ablation")
+    ex.plot(rows, out / f"ablation_{form}.png")
+    _write(out, f"ablation_{form}", rows, ex.markdown(rows),
+           f"Ablation: kama rotations K ({form} form)")
+    for env_id, slope in ex.trend(rows).items():
+        click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
+
+
+@experiment.command()
+@_run_options
+@click.option("--part", type=click.Choice(["all", "theorem", "policy"]), default="all",
+              show_default=True, help="Theorem 2 fit, the HalfCheetah policy grid, or both")
+def dcnn(full, out, runs_root, backend, workers, seeds, part):
+    """DCNN: Theorem 2 (rank-k fits by m factors) and depth / leaky-ReLU placement."""
+    from es_compact.experiments import dcnn as ex
+    from es_compact.experiments import theorem2
+    from es_compact.experiments.runner import write_csv
+
+    form, out = _form(full), Path(out)
+    if part in ("all", "theorem"):
+        t0 = time.perf_counter()
+        kw = ({"ks": (1, 2, 4, 8), "restarts": 5, "max_iter": 10000, "odd_only": False}
+              if full else {"ks": (1, 2, 4), "restarts": 2, "max_iter": 2000,
+                            "odd_only": True})
+        rows = theorem2.sweep(log=_echo, **kw)
+        meta = run_metadata(time.perf_counter() - t0)
+        write_csv(out / f"dcnn_theorem2_{form}.csv", [{**r, **meta} for r in rows])
+        theorem2.plot(rows, out / f"dcnn_theorem2_{form}.png")
+        for k in sorted({r["k"] for r in rows}):
+            at = [r for r in rows if r["k"] == k and r["m"] == 4 * k + 1][0]
+            click.echo(f"k = {k}: relative error {at['rel_error']:.2e} at m = 4k + 1 = {at['m']}")
+        click.echo(f"wrote {out}/dcnn_theorem2_{form}.csv and .png")
+    if part in ("all", "policy"):
+        specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
+        rows = _train(specs, Path(runs_root) / form / "dcnn")
+        ex.plot(rows, out / f"dcnn_policy_{form}.png")
+        _write(out, f"dcnn_policy_{form}", rows, ex.markdown(rows),
+               f"DCNN policies: depth and leaky-ReLU placement ({form} form)")

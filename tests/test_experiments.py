@@ -1,0 +1,167 @@
+"""The paper experiments: Table 1 against the paper, the Theorem 2 fit, and the run bookkeeping
+that lets an interrupted `make paper` skip finished runs and resume unfinished ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from es_compact.experiments import ablation, dcnn, rl, table1, theorem2
+from es_compact.experiments.runner import (
+    Budget,
+    final_eval,
+    run_specs,
+    status,
+    train_one,
+    with_budget,
+)
+from es_compact_cli.main import cli
+
+TINY = Budget(400, 1, 1)
+"""InvertedPendulum: a few iterations of 8 antithetic pairs of short episodes."""
+
+
+def tiny_specs(archs=("linear", "kama"), seeds=1, backend="serial"):
+    return rl.specs("quick", envs=("InvertedPendulum-v4",), archs=archs, seeds=seeds,
+                    backend=backend, workers=1, budgets={"InvertedPendulum-v4": TINY})
+
+
+def test_table1_matches_the_paper_within_one_and_a_half_points():
+    rows = table1.rows()
+    compared = [r for r in rows if r["paper_pct"] is not None]
+    assert len(compared) == 12  # kama and toeplitz, 3 envs, 2 settings
+    for r in compared:
+        assert abs(r["diff_points"]) <= 1.5, r
+    md = table1.markdown(rows)
+    assert "| 64 / 200 | kama | 14.3% (paper 15%), 815 params" in md
+
+
+def test_table1_cli_writes_csv_with_provenance(tmp_path):
+    res = CliRunner().invoke(cli, ["experiment", "table1", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "table1.csv")
+    assert {"command", "commit", "date", "cores", "wall_time_s"} <= set(df.columns)
+    assert len(df) == 24 and (tmp_path / "table1.md").exists()
+
+
+@pytest.mark.parametrize("field", theorem2.FIELDS)
+def test_theorem2_gradient_is_exact(field):
+    rng = np.random.default_rng(0)
+    A = theorem2.rank_k_matrix(8, 2, rng)
+    fit = theorem2.ChainFit(A, 5, field)
+    theta = fit.init(rng, scale=1.0)
+    value, grad = fit.value_and_grad(theta)
+    # The FFT sweep's value equals the dense product built from scipy.linalg.circulant.
+    assert value == pytest.approx(np.sum(np.abs(fit.product(theta) - A) ** 2), rel=1e-12)
+    eps = 1e-6
+    numeric = np.array([(fit.value_and_grad(theta + eps * e)[0]
+                         - fit.value_and_grad(theta - eps * e)[0]) / (2 * eps)
+                        for e in np.eye(fit.size)])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * np.abs(grad).max())
+
+
+def test_theorem2_factors_alternate_and_product_is_ordered():
+    rng = np.random.default_rng(1)
+    fit = theorem2.ChainFit(np.zeros((6, 6)), 3, "real")
+    theta = rng.standard_normal(fit.size)
+    C1, D, C2 = fit.factors(theta)
+    assert np.allclose(D, np.diag(np.diag(D)))
+    assert np.allclose(C1[1:, 1:], C1[:-1, :-1])  # circulant: constant diagonals
+    np.testing.assert_allclose(fit.product(theta), C1 @ D @ C2, atol=1e-12)
+
+
+def test_theorem2_fit_error_falls_with_m():
+    rows = theorem2.sweep(ks=(1,), n=16, restarts=2, max_iter=1500, odd_only=True, extra=0)
+    err = {r["m"]: r["rel_error"] for r in rows}
+    assert sorted(err) == [1, 3, 5]
+    assert err[1] > 0.5  # one circulant cannot fit a generic rank-one matrix
+    assert err[5] < 1e-3 < err[1]  # near zero by m = 4k + 1
+    assert min(err[3], err[5]) < err[1] / 100
+
+
+def test_rerun_skips_finished_runs(tmp_path):
+    specs = tiny_specs()
+    rows = run_specs(specs, tmp_path)
+    assert [r["arch"] for r in rows] == ["linear", "kama"]
+    assert all(np.isfinite(r["final_return_mean"]) for r in rows)
+    assert all(r["timesteps"] >= TINY.timesteps for r in rows)
+    assert {"command", "commit", "date", "cores", "wall_time_s"} <= set(rows[0])
+    stamp = {s.name: (tmp_path / s.name / "progress.csv").stat().st_mtime_ns for s in specs}
+    assert [status(tmp_path / s.name, s.config) for s in specs] == ["done", "done"]
+    log = []
+    again = run_specs(specs, tmp_path, log=log.append)
+    assert all("finished already" in line for line in log)
+    assert again == rows
+    assert stamp == {s.name: (tmp_path / s.name / "progress.csv").stat().st_mtime_ns
+                     for s in specs}
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    spec, = tiny_specs(archs=("kama",))
+    straight = tmp_path / "straight"
+    train_one(spec, straight)
+    # An interruption: the same run stopped halfway (its checkpoint is what a kill leaves).
+    cut = tmp_path / "cut"
+    half = with_budget(spec.config, timesteps=TINY.timesteps // 2)
+    train_one(type(spec)(spec.name, half, spec.tags), cut)
+    assert status(cut, spec.config) == "resume"
+    assert train_one(spec, cut) == "resume"
+    assert status(cut, spec.config) == "done"
+    a = pd.read_csv(straight / "progress.csv").drop(columns=["wall_time_s", "steps_per_s"])
+    b = pd.read_csv(cut / "progress.csv").drop(columns=["wall_time_s", "steps_per_s"])
+    pd.testing.assert_frame_equal(a, b)
+    assert final_eval(straight) == final_eval(cut)
+
+
+def test_lost_final_eval_and_missing_checkpoint_are_detected(tmp_path):
+    spec, = tiny_specs(archs=("linear",))
+    run = tmp_path / "r"
+    train_one(spec, run)
+    fe = run / "final_eval.json"
+    if fe.exists():  # budget ended off the evaluation schedule
+        fe.unlink()
+    else:  # budget ended on schedule: drop the last row's evaluation
+        df = pd.read_csv(run / "progress.csv")
+        df.loc[df.index[-1], "eval_return_mean"] = np.nan
+        df.to_csv(run / "progress.csv", index=False)
+    assert status(run, spec.config) == "resume"
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    assert status(run, spec.config) == "restart"
+    assert train_one(spec, run) == "restart"
+    assert status(run, spec.config) == "done"
+    assert json.loads((run / "experiment.json").read_text())["cores"] >= 1
+
+
+def test_reports_from_real_runs(tmp_path):
+    rows = run_specs(tiny_specs(archs=("dense", "toeplitz", "kama"), seeds=2), tmp_path / "r")
+    md = rl.markdown(rows)
+    assert md.count("\n") == 3 and "kama − toeplitz" in md
+    rl.plot(rows, tmp_path / "rl.png")
+    assert (tmp_path / "rl.png").stat().st_size > 10_000
+
+
+def test_experiment_grids():
+    assert len(rl.specs("quick")) == 6 * 5 * 3 and len(rl.specs("full")) == 6 * 5 * 5
+    assert len(ablation.specs("quick")) == 2 * 5 * 2
+    assert {s.config.policy.rotations for s in ablation.specs("full")} == {
+        (10,), (20,), (50,), (100,), (200,)}
+    grid = dcnn.specs("full")
+    assert len(grid) == 27 * 3
+    assert {(s.config.policy.nonlin_every, s.config.policy.slope) for s in grid} == {
+        (k, a) for k in (1, 2, 3) for a in (0.0, 0.25, 0.5)}
+    assert dcnn.nonlinearities(4, 1) == 3 and dcnn.nonlinearities(4, 3) == 1
+    assert all(s.config.run.backend == "mp" for s in rl.specs("full"))
+
+
+@pytest.mark.slow
+def test_parallel_backend_run_and_resume(tmp_path):
+    """The experiments' default backend: real worker processes, then a skip."""
+    specs = tiny_specs(archs=("dcnn",), backend="mp")
+    rows = run_specs(specs, tmp_path)
+    assert rows[0]["final_return_mean"] > 0
+    assert status(tmp_path / specs[0].name, specs[0].config) == "done"
