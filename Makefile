@@ -51,5 +51,27 @@ kernel-bias: $(STAMP)
 givens: $(STAMP)
 	$(BIN)/es-compact givens --benchmark $(if $(FULL),--full,)
 
+# The papers' experiments with ES (README, "Paper experiments"): quick forms by default, FULL=1
+# for the full ones. Re-running skips finished runs and resumes interrupted ones (runs/paper/).
+.PHONY: table1 rl ablation dcnn tables paper
+table1: $(STAMP)
+	$(BIN)/es-compact experiment table1
+
+rl: $(STAMP)
+	$(BIN)/es-compact experiment rl $(if $(FULL),--full,)
+
+ablation: $(STAMP)
+	$(BIN)/es-compact experiment ablation $(if $(FULL),--full,)
+
+# One BLAS thread: L-BFGS-B's small vector operations are slower with several (Theorem 2 fit).
+dcnn: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/es-compact experiment dcnn $(if $(FULL),--full,)
+
+tables: $(STAMP)
+	$(MAKE) FULL= table1 rl ablation dcnn kernels givens
+
+paper: $(STAMP)
+	$(MAKE) FULL=1 table1 rl ablation dcnn kernels givens
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
