@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from es_compact.errors import ConfigError
 from es_compact.experiments import ablation, dcnn, rl, table1, theorem2
 from es_compact.experiments.runner import (
     Budget,
@@ -165,3 +166,15 @@ def test_parallel_backend_run_and_resume(tmp_path):
     rows = run_specs(specs, tmp_path)
     assert rows[0]["final_return_mean"] > 0
     assert status(tmp_path / specs[0].name, specs[0].config) == "done"
+
+
+def test_a_run_of_another_configuration_is_refused(tmp_path):
+    spec, = tiny_specs(archs=("linear",))
+    train_one(spec, tmp_path / "r")
+    other = rl.specs("quick", envs=("InvertedPendulum-v4",), archs=("linear",), seeds=1,
+                     backend="serial", workers=1,
+                     budgets={"InvertedPendulum-v4": Budget(400, 1, 1, directions=4, top=2)})[0]
+    with pytest.raises(ConfigError, match="another configuration"):
+        status(tmp_path / "r", other.config)
+    # A longer budget is the same run, continued.
+    assert status(tmp_path / "r", with_budget(spec.config, timesteps=10**6)) == "resume"

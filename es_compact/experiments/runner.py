@@ -31,6 +31,7 @@ import pandas as pd
 
 from es_compact import checkpoint
 from es_compact.config import RunConfig, TrainConfig
+from es_compact.errors import ConfigError
 from es_compact.results import run_metadata
 
 FORMS = ("quick", "full")
@@ -106,10 +107,19 @@ def final_eval(run_dir: str | Path) -> tuple[float, float] | None:
 
 
 def status(run_dir: str | Path, config: TrainConfig) -> str:
-    """'new', 'restart', 'resume' or 'done' (see the module docstring)."""
+    """'new', 'restart', 'resume' or 'done' (see the module docstring). A directory holding a
+    run of another configuration (beyond its budget) is an error, never silently reused."""
+    from es_compact.presets import resolve
+    from es_compact.trainer import load_run_config
+
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         return "new"
+    stored, wanted = resolve(load_run_config(run_dir)), resolve(config)
+    if any(getattr(stored, k) != getattr(wanted, k) for k in ("env", "policy", "strategy")) \
+            or stored.run.seed != wanted.run.seed:
+        raise ConfigError(f"{run_dir} holds a run of another configuration; move it away or "
+                          "delete it to train this one")
     meta = _latest_meta(run_dir)
     if meta is None:
         return "restart"
