@@ -16,8 +16,9 @@ from es_compact.config import BACKENDS
 from es_compact.results import run_metadata
 
 
-def _form(full: bool) -> str:
-    return "full" if full else "quick"
+def _form(full: bool, out: str) -> tuple[str, Path]:
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return ("full" if full else "quick"), Path(out)
 
 
 def _run_options(fn):
@@ -47,10 +48,15 @@ def _train(specs, root: Path):
     return run_specs(specs, root, log=_echo)
 
 
-def _write(out: Path, stem: str, rows: list[dict], md: str, title: str) -> None:
-    from es_compact.experiments.runner import write_csv
+def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
+           full_specs=None) -> None:
+    from es_compact.experiments.runner import estimate_hours, write_csv
 
     write_csv(out / f"{stem}.csv", rows)
+    if full_specs is not None:
+        hours = estimate_hours(rows, full_specs)
+        md += (f"\nAt the throughput these runs measured ({rows[0]['cores']} cores), the full "
+               f"form ({len(full_specs)} runs) would take about {hours:.0f} hours.\n")
     (out / f"{stem}.md").write_text(f"# {title}\n\n{md}")
     click.echo(md)
     click.echo(f"wrote {out}/{stem}.csv, {stem}.md, {stem}.png")
@@ -87,12 +93,13 @@ def rl(full, out, runs_root, backend, workers, seeds):
     """Learning curves and final returns: 5 architectures x 6 MuJoCo tasks."""
     from es_compact.experiments import rl as ex
 
-    form, out = _form(full), Path(out)
+    form, out = _form(full, out)
     specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
     rows = _train(specs, Path(runs_root) / form / "rl")
     ex.plot(rows, out / f"rl_{form}.png")
     _write(out, f"rl_{form}", rows, ex.markdown(rows),
-           f"RL: final evaluation return, mean ± std over seeds ({form} form)")
+           f"RL: final evaluation return, mean ± std over seeds ({form} form)",
+           None if full else ex.specs("full"))
 
 
 @experiment.command()
@@ -101,12 +108,12 @@ def ablation(full, out, runs_root, backend, workers, seeds):
     """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
     from es_compact.experiments import ablation as ex
 
-    form, out = _form(full), Path(out)
+    form, out = _form(full, out)
     specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
     rows = _train(specs, Path(runs_root) / form / "ablation")
     ex.plot(rows, out / f"ablation_{form}.png")
     _write(out, f"ablation_{form}", rows, ex.markdown(rows),
-           f"Ablation: kama rotations K ({form} form)")
+           f"Ablation: kama rotations K ({form} form)", None if full else ex.specs("full"))
     for env_id, slope in ex.trend(rows).items():
         click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
 
@@ -121,7 +128,7 @@ def dcnn(full, out, runs_root, backend, workers, seeds, part):
     from es_compact.experiments import theorem2
     from es_compact.experiments.runner import write_csv
 
-    form, out = _form(full), Path(out)
+    form, out = _form(full, out)
     if part in ("all", "theorem"):
         t0 = time.perf_counter()
         kw = ({"ks": (1, 2, 4, 8), "restarts": 5, "max_iter": 10000, "odd_only": False}
@@ -140,4 +147,5 @@ def dcnn(full, out, runs_root, backend, workers, seeds, part):
         rows = _train(specs, Path(runs_root) / form / "dcnn")
         ex.plot(rows, out / f"dcnn_policy_{form}.png")
         _write(out, f"dcnn_policy_{form}", rows, ex.markdown(rows),
-               f"DCNN policies: depth and leaky-ReLU placement ({form} form)")
+               f"DCNN policies: depth and leaky-ReLU placement ({form} form)",
+               None if full else ex.specs("full"))

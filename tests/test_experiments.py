@@ -178,3 +178,20 @@ def test_a_run_of_another_configuration_is_refused(tmp_path):
         status(tmp_path / "r", other.config)
     # A longer budget is the same run, continued.
     assert status(tmp_path / "r", with_budget(spec.config, timesteps=10**6)) == "resume"
+
+
+def test_rl_command_end_to_end_and_rerun(tmp_path, monkeypatch):
+    """The CLI path with the experiment's grid shrunk to two tiny runs."""
+    tiny = tiny_specs(archs=("linear", "dcnn"))
+    monkeypatch.setattr(rl, "specs", lambda form, **kw: tiny)
+    args = ["experiment", "rl", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "trained" in first.output and "the full form (2 runs) would take" in first.output
+    for suffix in ("csv", "md", "png"):
+        assert (tmp_path / "res" / f"rl_quick.{suffix}").exists()
+    df = pd.read_csv(tmp_path / "res" / "rl_quick.csv")
+    assert list(df["arch"]) == ["linear", "dcnn"] and df["final_return_mean"].notna().all()
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0 and second.output.count("finished already") == 2
+    assert pd.read_csv(tmp_path / "res" / "rl_quick.csv").equals(df)

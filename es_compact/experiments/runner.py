@@ -238,3 +238,14 @@ def figure(rows: int, cols: int, width: float = 4.2, height: float = 3.3):
 
 def fmt_return(mean: float, std: float) -> str:
     return "n/a" if math.isnan(mean) else f"{mean:.0f} ± {std:.0f}"
+
+
+def estimate_hours(rows: list[dict], specs: Sequence[RunSpec]) -> float:
+    """Hours the given (full-form) specs would take at the throughput the rows' runs measured,
+    per environment (median of timesteps / wall time, which includes start-up and
+    evaluation, so short runs make it a pessimistic estimate)."""
+    df = pd.DataFrame(rows)
+    rate = df.groupby("env")["steps_per_s"].median().to_dict()
+    fallback = float(df["steps_per_s"].median())
+    seconds = sum(s.config.run.timesteps / rate.get(s.tags.get("env"), fallback) for s in specs)
+    return seconds / 3600.0
