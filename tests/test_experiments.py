@@ -195,3 +195,14 @@ def test_rl_command_end_to_end_and_rerun(tmp_path, monkeypatch):
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0 and second.output.count("finished already") == 2
     assert pd.read_csv(tmp_path / "res" / "rl_quick.csv").equals(df)
+
+
+@pytest.mark.parametrize("field", theorem2.FIELDS)
+def test_theorem2_warm_start_keeps_the_product(field):
+    rng = np.random.default_rng(2)
+    short = theorem2.ChainFit(np.zeros((8, 8)), 3, field)
+    theta = short.init(rng, scale=1.0)
+    for m in (4, 5):
+        longer = theorem2.ChainFit(np.zeros((8, 8)), m, field)
+        np.testing.assert_allclose(longer.product(theorem2.extend(theta, short, m)),
+                                   short.product(theta), atol=1e-12)
