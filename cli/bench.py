@@ -72,7 +72,9 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
            "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
            "serial_train_steps_per_s": round(s["steps_per_s"], 1),
            "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
-           "non_env_overhead": round(1 - s["steps_per_s"] / a, 3),
+           "serial_vs_gym": round(s["steps_per_s"] / a, 3),
+           "rollout_overhead": round(b["rollout_overhead"], 4),
+           "non_env_share": round(b["non_env_share"], 4),
            "bytes_sent_per_iteration": b["bytes_sent_per_iteration"]}
     rows = [row]
     if memory_table:
@@ -81,10 +83,14 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
         rows += tp.memory_rows(env_id, memory_table, (1, memory_workers))
     append_rows(out, rows, run_metadata(time.perf_counter() - t0))
     click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s")
-    click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  -> policy, noise "
-               f"and normalisation cost {100 * row['non_env_overhead']:.1f}% of a step")
+    click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  "
+               f"({row['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see fast_envs)")
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")
     click.echo(f"efficiency (b) / ({workers} x (a)) = {eff:.3f}")
+    click.echo(f"inside the workers, policy + noise + normalisation + loop: "
+               f"{100 * b['rollout_overhead']:.1f}% of task time; everything that is not the "
+               f"environment (adding messaging, driver, idle workers): "
+               f"{100 * b['non_env_share']:.1f}% of worker-time")
     if b["bytes_sent_per_iteration"] == b["bytes_sent_per_iteration"]:
         click.echo(f"bytes sent per iteration: {b['bytes_sent_per_iteration']:,.0f} "
                    f"(θ has {b['num_params']} float64 = {8 * b['num_params']:,} bytes)")

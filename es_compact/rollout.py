@@ -8,13 +8,16 @@ tasks and derive from (seed, iteration, index) on the driver, never from a worke
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from es_compact.config import TrainConfig
 from es_compact.envs import make_env
+from es_compact.fast_envs import fast_step
 from es_compact.noise import NoiseTable
 from es_compact.normalizer import RunningStat
 from es_compact.policies import make_policy
@@ -64,6 +67,10 @@ class Result:
     obs_m2: np.ndarray | None = None
     failed: bool = False
     error: str = ""
+    env_seconds: float = 0.0
+    """Time spent inside the environment's reset and step (the rest is our overhead)."""
+    busy_seconds: float = 0.0
+    """Time the worker spent on the whole task."""
 
 
 # Wrappers whose per-step work changes nothing once reset() went through them: OrderEnforcing
@@ -84,7 +91,7 @@ def bypass_wrappers(env):
         elif name not in _TRANSPARENT:
             return env.step, None
         inner = inner.env
-    return inner.step, limit
+    return fast_step(inner) or inner.step, limit
 
 
 class RolloutWorker:
@@ -103,6 +110,7 @@ class RolloutWorker:
         self._obs_buf = np.empty((1024, self.policy.obs_dim))
         self._act = np.empty(self.policy.action.dim)
         self._raw_step, self._limit = bypass_wrappers(self.env)
+        self._env_s = 0.0
 
     def close(self) -> None:
         self.env.close()
@@ -111,6 +119,12 @@ class RolloutWorker:
         return [self.run_task(bc, task) for task in tasks]
 
     def run_task(self, bc: Broadcast, task: Task) -> Result:
+        t0, self._env_s = time.perf_counter(), 0.0
+        res = self._run_task(bc, task)
+        return dataclasses.replace(res, env_seconds=self._env_s,
+                                   busy_seconds=time.perf_counter() - t0)
+
+    def _run_task(self, bc: Broadcast, task: Task) -> Result:
         if task.kind == EVAL:
             actor = self.policy.actor(bc.theta, bc.obs_mean, bc.obs_std)
             ret, steps, _, err = self.episode(actor, task.env_seed, record=False)
@@ -135,8 +149,11 @@ class RolloutWorker:
         env, act, step, limit = self.env, self._act, self._raw_step, self._limit
         discrete = self.policy.action.discrete
         total, t = 0.0, 0
+        clock, env_s = time.perf_counter, 0.0
         try:
+            c0 = clock()
             obs, _ = env.reset(seed=seed)  # through the wrappers: resets their counters
+            env_s += clock() - c0
             while True:
                 obs = np.asarray(obs, dtype=np.float64).reshape(-1)
                 if record:
@@ -145,14 +162,18 @@ class RolloutWorker:
                                                         np.empty_like(self._obs_buf)])
                     self._obs_buf[t] = obs
                 actor.raw(obs, act)
+                c0 = clock()
                 obs, reward, terminated, truncated, _ = step(
                     int(np.argmax(act)) if discrete else act)
+                env_s += clock() - c0
                 total += float(reward)
                 t += 1
                 if terminated or truncated or (limit is not None and t >= limit):
                     break
         except Exception as exc:  # a misbehaving environment fails this episode only
+            self._env_s += env_s
             return math.nan, t, None, f"{type(exc).__name__}: {exc}"
+        self._env_s += env_s
         seen = self._obs_buf[:t] if record else None
         if not math.isfinite(total) or not np.isfinite(obs).all() or (
                 record and not np.isfinite(seen).all()):

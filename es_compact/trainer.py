@@ -121,6 +121,7 @@ class Trainer:
         self.theta = self.policy.init(np.random.default_rng([cfg.run.seed, 0x1417]))
         self.iteration, self.timesteps, self.wall0 = 0, 0, 0.0
         self.best_eval, self.last_eval = -math.inf, math.nan
+        self.env_seconds = self.busy_seconds = 0.0  # rollout time inside the env / in all
 
     # State ------------------------------------------------------------------------------------
 
@@ -200,6 +201,8 @@ class Trainer:
         tasks = [Task(TRAIN, k, env_seed(cfg.run.seed, it, k, TRAIN))
                  for k in range(plan.count)]
         results = sorted(self.backend.run(bc, tasks), key=lambda r: r.index)
+        self.env_seconds += sum(r.env_seconds for r in results)
+        self.busy_seconds += sum(r.busy_seconds for r in results)
         returns = np.array([r.returns for r in results])
         steps = np.array([r.steps for r in results])
         valid = np.array([not r.failed for r in results])
@@ -283,7 +286,9 @@ class Trainer:
                 self.backend.close()
         return {"iterations": self.iteration, "timesteps": self.timesteps,
                 "best_eval": self.best_eval, "last_eval": self.last_eval,
-                "final_eval": final, "run_dir": str(self.run_dir), **backend_info}
+                "final_eval": final, "run_dir": str(self.run_dir),
+                "env_time_fraction": (round(self.env_seconds / self.busy_seconds, 4)
+                                      if self.busy_seconds else None), **backend_info}
 
     def _final_eval(self) -> float:
         """Evaluate the final θ when the budget ended off the evaluation schedule; written to

@@ -62,7 +62,8 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
         sent = []
 
         def on_iter(row, info):
-            rows.append((row["timesteps"], time.perf_counter()))
+            rows.append((row["timesteps"], time.perf_counter(), trainer.env_seconds,
+                         trainer.busy_seconds))
             sent.append(getattr(backend_obj, "bytes_sent", 0))
 
         try:
@@ -71,8 +72,15 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
             backend_obj.close()
     steps = rows[-1][0] - rows[0][0]
     secs = rows[-1][1] - rows[0][1]
+    env_s = rows[-1][2] - rows[0][2]
+    busy_s = rows[-1][3] - rows[0][3]
     per_iter_bytes = np.diff(sent).mean() if len(sent) > 1 else float("nan")
     return {"steps_per_s": steps / secs, "iterations_timed": len(rows) - 1,
+            # inside the workers: share of task time not spent in the environment
+            "rollout_overhead": 1 - env_s / busy_s,
+            # of all worker-time in the timed window, the share not spent in the environment
+            # (policy, noise, normalisation, messaging, driver work, idle workers)
+            "non_env_share": 1 - env_s / (workers * secs),
             "bytes_sent_per_iteration": float(per_iter_bytes),
             "num_params": trainer.policy.num_params,
             "directions": trainer.config.strategy.directions}
