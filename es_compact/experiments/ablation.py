@@ -27,7 +27,7 @@ SEEDS = {"quick": 2, "full": 5}
 NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
 BUDGETS = {
     "quick": {"HalfCheetah-v4": Budget(32_000, 1, 2, directions=8, top=4),
-              "Hopper-v4": Budget(15_000, 2, 3)},
+              "Hopper-v4": Budget(15_000, 1, 3)},
     "full": {"HalfCheetah-v4": Budget(5_000_000, 5), "Hopper-v4": Budget(5_000_000, 10)},
 }
 

@@ -32,15 +32,16 @@ ARCHS = ("dense", "toeplitz", "kama", "dcnn", "linear")
 SEEDS = {"quick": 3, "full": 5}
 NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
 BUDGETS = {
-    # Quick: a few iterations each. HalfCheetah's preset (N = 32, 64k steps an iteration) would
-    # not finish one, so the quick form uses N = 8, b = 4 there.
+    # Quick: a few iterations each (evaluations every few, so about 5-10 points a curve).
+    # HalfCheetah's preset (N = 32, 64k steps an iteration) would not finish one, so the quick
+    # form uses N = 8, b = 4 there.
     "quick": {
-        "InvertedPendulum-v4": Budget(15_000, 2, 3),
-        "InvertedDoublePendulum-v4": Budget(15_000, 2, 3),
+        "InvertedPendulum-v4": Budget(15_000, 5, 3),
+        "InvertedDoublePendulum-v4": Budget(15_000, 3, 3),
         "Swimmer-v4": Budget(16_000, 2, 2),
-        "Hopper-v4": Budget(15_000, 2, 3),
+        "Hopper-v4": Budget(15_000, 1, 3),
         "HalfCheetah-v4": Budget(32_000, 1, 2, directions=8, top=4),
-        "Walker2d-v4": Budget(15_000, 2, 3),
+        "Walker2d-v4": Budget(15_000, 1, 3),
     },
     "full": {
         "InvertedPendulum-v4": Budget(300_000, 5),
