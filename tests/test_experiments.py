@@ -206,3 +206,17 @@ def test_theorem2_warm_start_keeps_the_product(field):
         longer = theorem2.ChainFit(np.zeros((8, 8)), m, field)
         np.testing.assert_allclose(longer.product(theorem2.extend(theta, short, m)),
                                    short.product(theta), atol=1e-12)
+
+
+def test_dcnn_theorem_command_writes_its_files(tmp_path, monkeypatch):
+    real = theorem2.sweep
+    monkeypatch.setattr(theorem2, "sweep", lambda **kw: real(ks=(1,), n=8, restarts=1,
+                                                             max_iter=200, odd_only=True))
+    res = CliRunner().invoke(cli, ["experiment", "dcnn", "--part", "theorem", "--out",
+                                   str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "k = 1 (complex): relative error" in res.output
+    df = pd.read_csv(tmp_path / "dcnn_theorem2_quick.csv")
+    assert list(df["m"]) == [1, 3, 5, 7] and "commit" in df
+    assert "**" in (tmp_path / "dcnn_theorem2_quick.md").read_text()
+    assert (tmp_path / "dcnn_theorem2_quick.png").exists()

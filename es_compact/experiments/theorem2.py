@@ -234,3 +234,16 @@ def plot(rows: list[dict], path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def markdown(rows: list[dict]) -> str:
+    """Relative error per (k, field) and m; the m = 4k + 1 cell in bold."""
+    ms = sorted({r["m"] for r in rows})
+    lines = ["| k | field | " + " | ".join(f"m = {m}" for m in ms) + " |",
+             "|---|---|" + "---|" * len(ms)]
+    for k, field in dict.fromkeys((r["k"], r["field"]) for r in rows):
+        err = {r["m"]: r["rel_error"] for r in rows if r["k"] == k and r["field"] == field}
+        cells = [("" if m not in err else f"**{err[m]:.1e}**" if m == 4 * k + 1
+                  else f"{err[m]:.1e}") for m in ms]
+        lines.append(f"| {k} | {field} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
