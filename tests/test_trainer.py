@@ -66,7 +66,7 @@ def test_run_directory_contents(tmp_path):
     summary = Trainer(config(4), tmp_path / "run").run()
     run = tmp_path / "run"
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["strategy"]["step_size"] == 0.02 and cfg["env"]["reward_shift"] == 0.0
+    assert cfg["strategy"]["step_size"] == 0.05 and cfg["env"]["reward_shift"] == 0.0  # preset
     assert cfg["policy"]["rotations"] == [12] and cfg["run"]["iterations"] == 4
     prog = pd.read_csv(run / "progress.csv")
     assert list(prog["iteration"]) == [1, 2, 3, 4]
