@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import socket
 from collections import deque
 
@@ -85,6 +86,7 @@ class RayBackend(Backend):
         self.replaced_workers = 0
         self.nodes_used: set[str] = set()
         self.chunks_per_node: dict[str, int] = {}
+        self.bytes_sent = 0
         self._started_ray = False
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
@@ -123,6 +125,9 @@ class RayBackend(Backend):
         bc_ref = ray.put(broadcast)
         size = max(1, math.ceil(len(tasks) / (self.n_workers * self.chunks_per_worker)))
         chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        # What goes out, as pickled: the broadcast once (object store), then each chunk.
+        self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
+            len(pickle.dumps(c, protocol=5)) for c in chunks)
         pending = deque(range(len(chunks)))
         results: list = [None] * len(chunks)
         idle = list(range(len(self.actors)))
@@ -150,7 +155,7 @@ class RayBackend(Backend):
         return [r for chunk in results for r in chunk]
 
     def describe(self) -> dict:
-        return {"backend": self.name, "workers": self.n_workers,
+        return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
                 "chunks_per_node": dict(self.chunks_per_node),
                 "replaced_workers": self.replaced_workers}
 
