@@ -20,6 +20,7 @@ from es_compact.envs import make_env
 from es_compact.fast_envs import fast_step
 from es_compact.noise import NoiseTable
 from es_compact.normalizer import RunningStat
+from es_compact.policies import kernels as K
 from es_compact.policies import make_policy
 from es_compact.strategies.directions import Directions, Plan
 
@@ -148,6 +149,7 @@ class RolloutWorker:
         """(return, steps, observations seen, error message or '') of one episode."""
         env, act, step, limit = self.env, self._act, self._raw_step, self._limit
         discrete = self.policy.action.discrete
+        forward, fp, ip = K.policy_forward, actor.fp, actor.ip  # Actor.raw without the call
         total, t = 0.0, 0
         clock, env_s = time.perf_counter, 0.0
         try:
@@ -155,13 +157,14 @@ class RolloutWorker:
             obs, _ = env.reset(seed=seed)  # through the wrappers: resets their counters
             env_s += clock() - c0
             while True:
-                obs = np.asarray(obs, dtype=np.float64).reshape(-1)
+                if type(obs) is not np.ndarray or obs.dtype != np.float64 or obs.ndim != 1:
+                    obs = np.asarray(obs, dtype=np.float64).reshape(-1)
                 if record:
                     if t == self._obs_buf.shape[0]:
                         self._obs_buf = np.concatenate([self._obs_buf,
                                                         np.empty_like(self._obs_buf)])
                     self._obs_buf[t] = obs
-                actor.raw(obs, act)
+                forward(fp, ip, obs, act)
                 c0 = clock()
                 obs, reward, terminated, truncated, _ = step(
                     int(np.argmax(act)) if discrete else act)
