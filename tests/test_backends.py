@@ -132,11 +132,13 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
 
 
 def _spawned_workers() -> set[int]:
+    """Pids of multiprocessing workers and fork servers on this machine."""
     pids = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if b"spawn_main" in (p / "cmdline").read_bytes():
+                cmd = (p / "cmdline").read_bytes()
+                if b"spawn_main" in cmd or b"multiprocessing.forkserver" in cmd:
                     pids.add(int(p.name))
             except OSError:
                 pass

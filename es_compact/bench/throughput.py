@@ -108,6 +108,13 @@ def mapping_pss_kib(pid: int, name: str) -> int:
     return total
 
 
+def forkserver_pids() -> list[int]:
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    return [pid] if pid else []
+
+
 def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict]:
     """Total PSS of driver + workers after 2 iterations and a read of the whole table by every
     worker, and the part of it that is the noise table's shared block."""
@@ -120,6 +127,7 @@ def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict
             # The workers are still up: each reads the whole table, as a long run would.
             backend.touch_table()
             pids = [os.getpid()] + [w.proc.pid for w in backend.workers]
+            pids += forkserver_pids()  # the process workers fork from holds shared pages too
             total = sum(pss_kib(p) for p in pids)
             table = sum(mapping_pss_kib(p, backend.shm_name.lstrip("/")) for p in pids)
             backend.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from es_compact.policies import kernels as K
 from es_compact.policies.layers import Layer
@@ -59,6 +58,8 @@ class CirculantLayer(Layer):
             self.view(theta, "bias")[:] = rng.normal(0.0, self.bias_std, self.out_dim)
 
     def weight(self, theta):
+        import scipy.linalg  # only for the dense reference: keeps it out of rollout workers
+
         C = scipy.linalg.circulant(self.view(theta, "c"))
         DC = self.view(theta, "d")[:, None] * C
         return DC[: self.out_dim, : self.in_dim].copy()
