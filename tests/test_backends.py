@@ -245,3 +245,66 @@ def test_wrapper_bypass_is_behaviour_identical(env_id):
                 assert term2 or trunc2 or t >= limit
                 break
         assert t <= 150
+
+
+@pytest.mark.slow
+def test_killed_ray_actor_is_replaced_and_result_unchanged(tmp_path):
+    from es_compact.backends.ray_backend import RayBackend
+
+    kw = dict(iterations=3, env="HalfCheetah-v4", steps=300, directions=6)
+    Trainer(config(**kw), tmp_path / "undisturbed").run()
+    backend = RayBackend(2)
+    killed = []
+
+    def killer():
+        prog = tmp_path / "killed" / "progress.csv"
+        while not (prog.exists() and len(prog.read_text().splitlines()) >= 2):
+            time.sleep(0.01)
+        pid = backend.worker_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        Trainer(config("ray", 2, **kw), tmp_path / "killed", backend=backend).run()
+    finally:
+        t.join(30)
+        backend.close()
+    assert killed and backend.replaced_workers >= 1
+    assert_same(outcome(tmp_path / "undisturbed"), outcome(tmp_path / "killed"))
+
+
+def _ray_processes() -> set[int]:
+    pids = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"raylet" in cmd or b"gcs_server" in cmd or b"default_worker.py" in cmd:
+                pids.add(int(p.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_interrupted_ray_run_leaves_no_ray_processes(tmp_path):
+    before = _ray_processes()
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
+         "linear", "--backend", "ray", "--workers", "2", "--directions", "4", "--iterations",
+         "1000", "--noise-table-size", "100000", "--out", str(out), "--no-plot"],
+        stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("it    2"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert checkpoint.load(out / "checkpoints", "latest")[1]["iteration"] >= 2
+    deadline = time.time() + 30
+    while _ray_processes() - before and time.time() < deadline:
+        time.sleep(0.5)
+    assert not (_ray_processes() - before)

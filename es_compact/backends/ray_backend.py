@@ -72,6 +72,11 @@ class _ActorImpl:
     def run(self, broadcast, tasks):
         return self.worker.run(broadcast, tasks)
 
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
 
 class RayBackend(Backend):
     name = "ray"
@@ -153,6 +158,9 @@ class RayBackend(Backend):
                 pending.appendleft(cid)
             idle.append(slot)
         return [r for chunk in results for r in chunk]
+
+    def worker_pids(self) -> list[int]:
+        return self._ray.get([a.pid.remote() for a in self.actors])
 
     def describe(self) -> dict:
         return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
