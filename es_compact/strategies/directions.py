@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from es_compact.errors import ConfigError
+from es_compact.hadamard import fwht_rows
 from es_compact.noise import NoiseTable
 
 OFFSET_STREAM, BLOCK_STREAM = 0x0FF5, 0xB10C
@@ -31,22 +32,6 @@ class Plan:
     iteration: int
     count: int
     offsets: np.ndarray | None = None
-
-
-def fwht(X: np.ndarray) -> np.ndarray:
-    """Unnormalised fast Walsh-Hadamard transform of each row of X (width a power of two)."""
-    m, p = X.shape
-    if p & (p - 1):
-        raise ConfigError(f"Walsh-Hadamard width must be a power of two, got {p}")
-    X = X.copy()
-    h = 1
-    while h < p:
-        Y = X.reshape(m, p // (2 * h), 2, h)
-        a, b = Y[:, :, 0, :].copy(), Y[:, :, 1, :]
-        Y[:, :, 0, :] += b
-        Y[:, :, 1, :] = a - b
-        h *= 2
-    return X
 
 
 def orthogonal_block(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
@@ -62,11 +47,12 @@ def hadamard_block(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
     """rows directions from H D1 H D2 H D3 (random sign diagonals), chi-renormalised."""
     p = 1 << max(1, (dim - 1).bit_length())
     idx = rng.choice(p, size=rows, replace=False)
-    V = np.zeros((rows, p))
-    V[np.arange(rows), idx] = 1.0
+    V = np.zeros((p, rows))  # one direction per column, as fwht_rows wants
+    V[idx, np.arange(rows)] = 1.0
     for _ in range(3):
-        V = fwht(V) * rng.choice([-1.0, 1.0], size=p)
-    V = V[:, :dim]
+        fwht_rows(V)
+        V *= rng.choice([-1.0, 1.0], size=p)[:, None]
+    V = np.ascontiguousarray(V[:dim].T)
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     return V * np.sqrt(rng.chisquare(dim, rows))[:, None]
 
