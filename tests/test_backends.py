@@ -131,18 +131,23 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
     assert time.time() - t < 30
 
 
-def _spawned_workers() -> set[int]:
-    """Pids of multiprocessing workers and fork servers on this machine."""
+def _processes(*needles: bytes) -> set[int]:
+    """Pids of processes on this machine whose command line contains one of the needles."""
     pids = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
                 cmd = (p / "cmdline").read_bytes()
-                if b"spawn_main" in cmd or b"multiprocessing.forkserver" in cmd:
-                    pids.add(int(p.name))
             except OSError:
-                pass
+                continue
+            if any(n in cmd for n in needles):
+                pids.add(int(p.name))
     return pids
+
+
+def _spawned_workers() -> set[int]:
+    """multiprocessing workers and fork servers."""
+    return _processes(b"spawn_main", b"multiprocessing.forkserver")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -276,16 +281,7 @@ def test_killed_ray_actor_is_replaced_and_result_unchanged(tmp_path):
 
 
 def _ray_processes() -> set[int]:
-    pids = set()
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                cmd = (p / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"raylet" in cmd or b"gcs_server" in cmd or b"default_worker.py" in cmd:
-                pids.add(int(p.name))
-    return pids
+    return _processes(b"raylet", b"gcs_server", b"default_worker.py")
 
 
 @pytest.mark.slow
