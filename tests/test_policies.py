@@ -281,3 +281,12 @@ def test_bad_theta():
         policy.forward(theta, np.zeros(3))
     with pytest.raises(ParameterError, match="observation must have 3 entries"):
         policy.forward(np.zeros(policy.num_params), np.zeros(4))
+
+
+def test_kernel_tanh_within_two_ulp_of_numpy():
+    x = np.concatenate([np.random.default_rng(0).normal(0, 3, 20000),
+                        np.logspace(-300, 1.5, 500), -np.logspace(-300, 1.5, 500),
+                        [0.0, -0.0, 19.99, 20.01, -20.01, 700.0, -700.0]])
+    got = np.array([K.tanh(v) for v in x])
+    ref = np.tanh(x)
+    assert (np.abs(got - ref) <= 2 * np.spacing(np.abs(ref)) + 1e-300).all()

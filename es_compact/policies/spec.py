@@ -234,13 +234,16 @@ def _normaliser(dim, mean, std):
     return mean, np.ascontiguousarray(inv_std)
 
 
+_F64 = np.dtype(np.float64)  # a singleton: `is` is the cheapest dtype test
+
+
 class Actor:
     """A policy bound to one θ and normaliser: ``actor(obs)`` is one compiled kernel call.
 
     An Actor owns scratch space, so one Actor must not be called from two threads at once.
     """
 
-    __slots__ = ("policy", "fp", "ip", "_discrete", "_adim", "_odim")
+    __slots__ = ("policy", "fp", "ip", "_discrete", "_adim", "_odim", "_oshape")
 
     def __init__(self, policy: Policy, theta: np.ndarray, obs_mean=None, obs_std=None):
         self.policy = policy
@@ -250,6 +253,7 @@ class Actor:
         self._discrete = policy.action.discrete
         self._adim = policy.action.dim
         self._odim = policy.obs_dim
+        self._oshape = (policy.obs_dim,)
 
     def raw(self, obs: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fast path, no checks: obs a float64 vector (obs_dim,), out a float64 vector
@@ -258,8 +262,7 @@ class Actor:
         return out
 
     def __call__(self, obs):
-        if (type(obs) is np.ndarray and obs.dtype == np.float64 and obs.ndim == 1
-                and obs.shape[0] == self._odim):
+        if type(obs) is np.ndarray and obs.dtype is _F64 and obs.shape == self._oshape:
             out = np.empty(self._adim)
             K.policy_forward(self.fp, self.ip, obs, out)
             return int(np.argmax(out)) if self._discrete else out
