@@ -183,3 +183,15 @@ def test_cli_real_subprocess_default_mp_backend(tmp_path):
     assert (out / "checkpoints" / "latest.npz").exists()
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["run"]["backend"], cfg["run"]["workers"]) == ("mp", 2)
+
+
+def test_more_workers_than_cores_warns_and_runs(tmp_path):
+    import os
+
+    n = (os.cpu_count() or 1) + 1
+    res = CliRunner().invoke(cli, ["train", "--env", ENV, "--arch", "linear", "--workers",
+                                   str(n), "--iterations", "1", "--directions", "2",
+                                   "--max-episode-steps", "20", "--noise-table-size", "100000",
+                                   "--out", str(tmp_path / "r"), "--no-plot"])
+    assert res.exit_code == 0, res.output
+    assert f"warning: {n} workers on {n - 1} CPU cores" in res.output
