@@ -25,6 +25,7 @@ from es_compact.policies import make_policy
 from es_compact.strategies.directions import Directions, Plan
 
 TRAIN, EVAL = 0, 1
+_F64 = np.dtype(np.float64)
 ENV_STREAM, EVAL_STREAM = 0xE5E5, 0xE7A1
 
 
@@ -150,6 +151,8 @@ class RolloutWorker:
         env, act, step, limit = self.env, self._act, self._raw_step, self._limit
         discrete = self.policy.action.discrete
         forward, fp, ip = K.policy_forward, actor.fp, actor.ip  # Actor.raw without the call
+        lim = limit if limit is not None else 1 << 62
+        buf, f64 = self._obs_buf, _F64
         total, t = 0.0, 0
         clock, env_s = time.perf_counter, 0.0
         try:
@@ -157,13 +160,12 @@ class RolloutWorker:
             obs, _ = env.reset(seed=seed)  # through the wrappers: resets their counters
             env_s += clock() - c0
             while True:
-                if type(obs) is not np.ndarray or obs.dtype != np.float64 or obs.ndim != 1:
+                if type(obs) is not np.ndarray or obs.dtype is not f64 or obs.ndim != 1:
                     obs = np.asarray(obs, dtype=np.float64).reshape(-1)
                 if record:
-                    if t == self._obs_buf.shape[0]:
-                        self._obs_buf = np.concatenate([self._obs_buf,
-                                                        np.empty_like(self._obs_buf)])
-                    self._obs_buf[t] = obs
+                    if t == buf.shape[0]:
+                        buf = self._obs_buf = np.concatenate([buf, np.empty_like(buf)])
+                    buf[t] = obs
                 forward(fp, ip, obs, act)
                 c0 = clock()
                 obs, reward, terminated, truncated, _ = step(
@@ -171,7 +173,7 @@ class RolloutWorker:
                 env_s += clock() - c0
                 total += float(reward)
                 t += 1
-                if terminated or truncated or (limit is not None and t >= limit):
+                if terminated or truncated or t >= lim:
                     break
         except Exception as exc:  # a misbehaving environment fails this episode only
             self._env_s += env_s
