@@ -12,6 +12,7 @@ import pandas as pd
 
 from es_compact.config import PolicyConfig
 from es_compact.experiments.runner import (
+    COLS,
     Budget,
     RunSpec,
     draw_curves,
@@ -54,7 +55,7 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * len(ks)]
     for env_id in dict.fromkeys(s["env"]):
         sub = s[s["env"] == env_id].set_index("rotations")
-        cells = [f"{fmt_return(sub.at[k, 'final_mean'], sub.at[k, 'final_std'])} "
+        cells = [f"{fmt_return(*sub.loc[k, COLS])} "
                  f"({int(sub.at[k, 'params'])} p)" for k in ks]
         lines.append(f"| {env_id.split('-')[0]} ({int(sub['timesteps'].mean()):,} steps, "
                      f"{int(sub['seeds'].iloc[0])} seeds) | " + " | ".join(cells) + " |")

@@ -62,8 +62,8 @@ def markdown(rows: list[dict]) -> str:
              + " | params |", "|---|---|" + "---|" * (len(slopes) + 1)]
     for (depth, every), g in s.groupby(["depth", "every"], sort=True):
         g = g.set_index("slope")
-        cells = [fmt_return(g.at[a, "final_mean"], g.at[a, "final_std"]) if a in g.index
-                 else "" for a in slopes]
+        cells = [fmt_return(g.at[a, "final_mean"], g.at[a, "final_std"], g.at[a, "seeds"])
+                 if a in g.index else "" for a in slopes]
         lines.append(f"| {depth} | {every} ({nonlinearities(depth, every)} in all) | "
                      + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
     steps = int(s["timesteps"].mean())

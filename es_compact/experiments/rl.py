@@ -17,6 +17,7 @@ import pandas as pd
 
 from es_compact.config import PolicyConfig
 from es_compact.experiments.runner import (
+    COLS,
     Budget,
     RunSpec,
     draw_curves,
@@ -83,7 +84,7 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * (len(archs) + 2)]
     for env_id in envs:
         sub = s[s["env"] == env_id].set_index("arch")
-        cells = [f"{fmt_return(sub.at[a, 'final_mean'], sub.at[a, 'final_std'])} "
+        cells = [f"{fmt_return(*sub.loc[a, COLS])} "
                  f"({int(sub.at[a, 'params'])} p)" for a in archs]
         diff = []
         for other in ("dense", "toeplitz"):

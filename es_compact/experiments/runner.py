@@ -236,8 +236,15 @@ def figure(rows: int, cols: int, width: float = 4.2, height: float = 3.3):
     return plt, fig, axes
 
 
-def fmt_return(mean: float, std: float) -> str:
-    return "n/a" if math.isnan(mean) else f"{mean:.0f} ± {std:.0f}"
+COLS = ["final_mean", "final_std", "seeds"]
+"""The columns of summarise() that fmt_return takes, in order."""
+
+
+def fmt_return(mean: float, std: float, seeds: int = 2) -> str:
+    """'mean ± std' over seeds (just the mean for one seed)."""
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.0f}" if seeds < 2 else f"{mean:.0f} ± {std:.0f}"
 
 
 def estimate_hours(rows: list[dict], specs: Sequence[RunSpec]) -> float:
