@@ -123,7 +123,10 @@ def ablation(full, out, runs_root, backend, workers, seeds):
 @click.option("--part", type=click.Choice(["all", "theorem", "policy"]), default="all",
               show_default=True, help="Theorem 2 fit, the HalfCheetah policy grid, or both")
 def dcnn(full, out, runs_root, backend, workers, seeds, part):
-    """DCNN: Theorem 2 (rank-k fits by m factors) and depth / leaky-ReLU placement."""
+    """DCNN: Theorem 2 (rank-k fits by m factors) and depth / leaky-ReLU placement.
+
+    The Theorem 2 fit runs several times faster with OPENBLAS_NUM_THREADS=1 (make dcnn sets
+    it): L-BFGS-B's BLAS calls are too small to gain from threads."""
     from es_compact.experiments import dcnn as ex
     from es_compact.experiments import theorem2
     from es_compact.experiments.runner import write_csv
