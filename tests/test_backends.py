@@ -150,21 +150,27 @@ def _spawned_workers() -> set[int]:
     return _processes(b"spawn_main", b"multiprocessing.forkserver")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig):
-    before = _spawned_workers()
-    out = tmp_path / "run"
+def _train_then_signal(out: Path, backend: str, sig) -> tuple[int, str]:
+    """Start a long real training run, send `sig` after its second iteration, wait for it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
-         "linear", "--backend", "mp", "--workers", "2", "--directions", "4", "--iterations",
+         "linear", "--backend", backend, "--workers", "2", "--directions", "4", "--iterations",
          "1000", "--noise-table-size", "100000", "--out", str(out), "--no-plot"],
         stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # wait for two finished iterations
         if line.startswith("it    2"):
             break
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig):
+    before = _spawned_workers()
+    out = tmp_path / "run"
+    returncode, err = _train_then_signal(out, "mp", sig)
+    assert returncode == 130, err
     assert "resume with" in err or "--resume" in err
     arrays, meta = checkpoint.load(out / "checkpoints", "latest")
     assert meta["iteration"] >= 2
@@ -288,17 +294,8 @@ def _ray_processes() -> set[int]:
 def test_interrupted_ray_run_leaves_no_ray_processes(tmp_path):
     before = _ray_processes()
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
-         "linear", "--backend", "ray", "--workers", "2", "--directions", "4", "--iterations",
-         "1000", "--noise-table-size", "100000", "--out", str(out), "--no-plot"],
-        stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if line.startswith("it    2"):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    returncode, err = _train_then_signal(out, "ray", signal.SIGINT)
+    assert returncode == 130, err
     assert checkpoint.load(out / "checkpoints", "latest")[1]["iteration"] >= 2
     deadline = time.time() + 30
     while _ray_processes() - before and time.time() < deadline:
