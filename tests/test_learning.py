@@ -12,12 +12,12 @@ from es_compact.trainer import Trainer
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
-def test_every_architecture_solves_inverted_pendulum(tmp_path, arch):
+def test_every_architecture_solves_inverted_pendulum(tmp_path, arch, seed):
     cfg = TrainConfig(env=EnvConfig(id="InvertedPendulum-v4"), policy=PolicyConfig(arch=arch),
-                      run=RunConfig(seed=0, timesteps=200_000, target_return=1000.0,
-                                    eval_every=5, eval_episodes=5, backend="serial",
-                                    noise_table_size=5_000_000))
+                      run=RunConfig(seed=seed, timesteps=200_000, target_return=1000.0,
+                                    eval_every=5, eval_episodes=5, backend="serial"))
     summary = Trainer(cfg, tmp_path / arch).run()
     assert summary["best_eval"] >= 1000.0, summary
     assert summary["timesteps"] <= 200_000, summary
