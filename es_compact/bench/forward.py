@@ -30,15 +30,15 @@ POLICY_OBS, POLICY_ACT = 17, 6  # HalfCheetah-v4
 
 
 def _dense_numpy_forward(policy: Policy, theta: np.ndarray):
-    layers = [(d.W, d.b, d.activation) for d in policy.to_dense(theta)]
+    layers = [(d.W, d.b, d.activation, d.slope) for d in policy.to_dense(theta)]
 
     def run(x):
-        for W, b, act in layers:
+        for W, b, act, slope in layers:
             x = W @ x + b
             if act == "tanh":
                 x = np.tanh(x)
             elif act == "leaky_relu":
-                x = np.maximum(x, 0.5 * x)
+                x = np.maximum(x, slope * x)  # a leaky ReLU for slopes in [0, 1]
         return x
 
     return run
