@@ -132,22 +132,60 @@ def circulant_fft(fc, d, n, nin, nout, x, y):
         y[i] = d[i] * cx[i]
 
 
-@njit(cache=True)
+# tanh(x) = sign(x) e / (e + 2), e = expm1(2|x|), with expm1 computed here rather than by libm:
+# 2|x| = k ln2 + r (|r| <= ln2 / 2, Cody-Waite split of ln2), expm1(r) by its Taylor series to
+# r^13 (the first dropped term, r^14 / 14!, is below 5e-18), then
+# expm1(2|x|) = 2^k expm1(r) + (2^k - 1). Without branches or calls, a loop over it compiles to
+# SIMD (4 lanes with AVX2), 3x faster than the scalar expm1 route (libm's own tanh is slower
+# still), which was 40% of a default policy's forward pass.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits: k * _LN2_HI is exact for k < 2^20
+_LN2_LO = 1.90821492927058770002e-10
+(_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13) = (
+    1.0 / math.factorial(n) for n in range(2, 14))
+
+
+# error_model="numpy": no zero-division check (e + 2 >= 2 anyway), whose exception branch would
+# stop LLVM vectorising the callers' loops.
+@njit(cache=True, error_model="numpy")
 def tanh(x):
-    """tanh through expm1: within 2 ulp of np.tanh (measured on 10^5 values from 1e-300 to 30)
-    and about twice as fast, libm's tanh being slow for arguments of order one."""
+    """tanh within 3 ulp of np.tanh (as is libm's expm1 route; measured on 6 x 10^6 values from
+    1e-300 to 30, tests/test_policies.py), branch-free so loops over it vectorise. NaN stays
+    NaN, +-inf gives +-1."""
     a = abs(x)
-    if a > 20.0:
-        return math.copysign(1.0, x)
-    e = math.expm1(2.0 * a)  # on |x|: for x < 0, e + 2 would cancel and lose a few bits
+    a = 20.0 if a > 20.0 else a  # tanh(20) rounds to 1; a NaN passes through
+    z = 2.0 * a
+    kf = math.floor(z * _LOG2E + 0.5)
+    kf = kf if kf >= 0.0 else 0.0  # a NaN gives 0 here, so the integer conversion is defined
+    two_k = np.float64(np.int64(1) << np.int64(kf))
+    r = (z - kf * _LN2_HI) - kf * _LN2_LO
+    p = _C13
+    p = p * r + _C12
+    p = p * r + _C11
+    p = p * r + _C10
+    p = p * r + _C9
+    p = p * r + _C8
+    p = p * r + _C7
+    p = p * r + _C6
+    p = p * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    e = two_k * (r + r * r * p) + (two_k - 1.0)
     return math.copysign(e / (e + 2.0), x)
+
+
+@njit(cache=True, error_model="numpy")
+def tanh_rows(y, n):
+    """y[:n] = tanh(y[:n]) in place (SIMD)."""
+    for i in range(n):
+        y[i] = tanh(y[i])
 
 
 @njit(cache=True)
 def activate(y, n, act, slope):
     if act == TANH:
-        for i in range(n):
-            y[i] = tanh(y[i])
+        tanh_rows(y, n)
     elif act == LEAKY_RELU:
         for i in range(n):
             if y[i] < 0.0:
@@ -215,6 +253,14 @@ def policy_forward(fp, ip, obs, out):
             out[i] = low[i] + 0.5 * (tanh(x[i]) + 1.0) * (high[i] - low[i])
         else:
             out[i] = x[i]
+
+
+@njit(cache=True)
+def policy_forward_record(fp, ip, obs, out, buf, t):
+    """buf[t] = obs, then policy_forward: one call per training step instead of a NumPy row
+    assignment and a call (0.4 us a step less from Python)."""
+    buf[t] = obs
+    policy_forward(fp, ip, obs, out)
 
 
 @njit(cache=True)
