@@ -109,9 +109,13 @@ class RolloutWorker:
                                   self.env.action_space, seed=config.run.seed)
         self.directions = Directions(config.strategy.exploration, config.run.seed,
                                      self.policy.num_params, table)
-        self._obs_buf = np.empty((1024, self.policy.obs_dim))
-        self._act = np.empty(self.policy.action.dim)
         self._raw_step, self._limit = bypass_wrappers(self.env)
+        rows = self._limit if self._limit is not None and self._limit <= 100_000 else 1024
+        self._obs_buf = np.empty((rows, self.policy.obs_dim))
+        self._act = np.empty(self.policy.action.dim)
+        space = self.env.observation_space
+        if getattr(space, "dtype", None) != _F64 or len(getattr(space, "shape", ()) or ()) != 1:
+            self._raw_step = _float64_observations(self._raw_step)
         self._env_s = 0.0
 
     def close(self) -> None:
@@ -150,28 +154,32 @@ class RolloutWorker:
         """(return, steps, observations seen, error message or '') of one episode."""
         env, act, step, limit = self.env, self._act, self._raw_step, self._limit
         discrete = self.policy.action.discrete
-        forward, fp, ip = K.policy_forward, actor.fp, actor.ip  # Actor.raw without the call
+        fp, ip = actor.fp, actor.ip  # Actor.raw without the call
+        forward = K.policy_forward_record if record else K.policy_forward
         lim = limit if limit is not None else 1 << 62
-        buf, f64 = self._obs_buf, _F64
+        buf = self._obs_buf
         total, t = 0.0, 0
         clock, env_s = time.perf_counter, 0.0
+        # Per step: one compiled call (record, normalise, forward), the step, two clock reads.
+        # Observations arrive as 1-D float64 arrays (__init__ wraps the step where the space
+        # says otherwise); anything else fails the episode below, not the worker.
         try:
             c0 = clock()
             obs, _ = env.reset(seed=seed)  # through the wrappers: resets their counters
             env_s += clock() - c0
+            obs = np.asarray(obs, dtype=np.float64).reshape(-1)
             while True:
-                if type(obs) is not np.ndarray or obs.dtype is not f64 or obs.ndim != 1:
-                    obs = np.asarray(obs, dtype=np.float64).reshape(-1)
                 if record:
                     if t == buf.shape[0]:
                         buf = self._obs_buf = np.concatenate([buf, np.empty_like(buf)])
-                    buf[t] = obs
-                forward(fp, ip, obs, act)
+                    forward(fp, ip, obs, act, buf, t)
+                else:
+                    forward(fp, ip, obs, act)
                 c0 = clock()
                 obs, reward, terminated, truncated, _ = step(
                     int(np.argmax(act)) if discrete else act)
                 env_s += clock() - c0
-                total += float(reward)
+                total += reward
                 t += 1
                 if terminated or truncated or t >= lim:
                     break
@@ -179,8 +187,20 @@ class RolloutWorker:
             self._env_s += env_s
             return math.nan, t, None, f"{type(exc).__name__}: {exc}"
         self._env_s += env_s
+        total = float(total)
         seen = self._obs_buf[:t] if record else None
         if not math.isfinite(total) or not np.isfinite(obs).all() or (
                 record and not np.isfinite(seen).all()):
             return math.nan, t, None, "non-finite observation or reward"
         return total, t, seen, ""
+
+
+def _float64_observations(step):
+    """step, with observations converted to 1-D float64 (for spaces that are not already)."""
+
+    def step64(action):
+        obs, reward, terminated, truncated, info = step(action)
+        return (np.asarray(obs, dtype=np.float64).reshape(-1), reward, terminated, truncated,
+                info)
+
+    return step64
