@@ -66,10 +66,16 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
     s = tp.training_rate(env_id, arch, "serial", 1, iterations, directions)
     click.echo(f"(b) {backend} training rate with {workers} workers...", err=True)
     b = tp.training_rate(env_id, arch, backend, workers, iterations, directions)
+    # (a) again: the machine's speed drifts between minutes; (b) is set against the mean of
+    # the two, and their ratio is recorded so a drifting run can be told apart.
+    click.echo("(a) again, after (b)...", err=True)
+    a_after = tp.gym_step_rate(env_id)
+    a_before, a = a, (a + a_after) / 2
     eff = b["steps_per_s"] / (workers * a)
     row = {"case": "throughput", "env": env_id, "arch": arch, "backend": backend,
            "workers": workers, "directions": b["directions"], "num_params": b["num_params"],
            "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
+           "gym_after_vs_before": round(a_after / a_before, 3),
            "serial_train_steps_per_s": round(s["steps_per_s"], 1),
            "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
            "serial_vs_gym": round(s["steps_per_s"] / a, 3),
@@ -82,7 +88,8 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
                    "workers...", err=True)
         rows += tp.memory_rows(env_id, memory_table, (1, memory_workers))
     append_rows(out, rows, run_metadata(time.perf_counter() - t0))
-    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s")
+    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s  (mean of {a_before:,.0f} "
+               f"before and {a_after:,.0f} after (b))")
     click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  "
                f"({row['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see fast_envs)")
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")

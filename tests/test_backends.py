@@ -20,6 +20,7 @@ import pytest
 
 from es_compact import checkpoint
 from es_compact.backends import make_backend
+from es_compact.backends.base import split_tasks
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.trainer import TIMING_COLUMNS, Trainer, TrainingError
@@ -301,3 +302,16 @@ def test_interrupted_ray_run_leaves_no_ray_processes(tmp_path):
     while _ray_processes() - before and time.time() < deadline:
         time.sleep(0.5)
     assert not (_ray_processes() - before)
+
+
+@pytest.mark.parametrize("n,workers", [(1, 1), (7, 2), (32, 2), (32, 3), (100, 4), (5, 8)])
+def test_split_tasks_is_guided(n, workers):
+    tasks = list(range(n))
+    chunks = split_tasks(tasks, workers)
+    assert [t for c in chunks for t in c] == tasks  # every task once, in order
+    sizes = [len(c) for c in chunks]
+    assert sizes == sorted(sizes, reverse=True) and min(sizes) >= 1
+    assert sizes[0] == -(-n // (2 * workers))
+    # the last min(n, workers) chunks are single tasks, so the iteration ends evenly
+    assert sizes[-min(n, workers):] == [1] * min(n, workers)
+    assert len(chunks) <= 2 * workers * (1 + np.log(n + 1))  # few messages

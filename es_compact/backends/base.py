@@ -13,6 +13,18 @@ from es_compact.noise import NoiseTable
 from es_compact.rollout import Broadcast, Result, Task
 
 
+def split_tasks(tasks: list, workers: int) -> list[list]:
+    """Guided self-scheduling: chunks of ceil(remaining / (2 x workers)) tasks, so the first
+    are large (few messages) and the last hold one task each (a worker that finishes early
+    waits at most about one task's time at the end of the iteration, not a whole chunk's)."""
+    chunks, i = [], 0
+    while i < len(tasks):
+        size = max(1, -(-(len(tasks) - i) // (2 * workers)))
+        chunks.append(tasks[i : i + size])
+        i += size
+    return chunks
+
+
 class Backend(ABC):
     name = "abstract"
 

@@ -3,8 +3,9 @@
 - The noise table lives in one shared-memory block built by the driver; workers map it, so
   adding workers adds no copy of it.
 - Per iteration each worker receives the Broadcast once (θ: the only parameter-sized message),
-  then chunks of tasks, handed out as workers become free; results are put back in task order,
-  so nothing depends on which worker ran what.
+  then chunks of tasks (large first, single tasks last: base.split_tasks), handed out as
+  workers become free; results are put back in task order, so nothing depends on which
+  worker ran what.
 - A worker that dies mid-iteration (even by SIGKILL) is replaced, its unfinished chunk is run
   again by another worker, and a warning is logged; the results are the same as undisturbed.
 - Workers ignore SIGINT, so Ctrl-C reaches only the driver, which then stops them; a worker
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing as mp
 import pickle
 import signal
@@ -26,7 +26,7 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
-from es_compact.backends.base import Backend
+from es_compact.backends.base import Backend, split_tasks
 from es_compact.config import TrainConfig
 from es_compact.errors import ESCompactError
 from es_compact.noise import NoiseTable
@@ -106,11 +106,10 @@ class _Worker:
 class MultiprocessBackend(Backend):
     name = "mp"
 
-    def __init__(self, workers: int = 2, chunks_per_worker: int = 4):
+    def __init__(self, workers: int = 2):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.n_workers = workers
-        self.chunks_per_worker = chunks_per_worker
         self.workers: list[_Worker] = []
         self.shm: shared_memory.SharedMemory | None = None
         self.shm_name: str | None = None
@@ -192,8 +191,7 @@ class MultiprocessBackend(Backend):
     def run(self, broadcast, tasks):
         self._version += 1
         self._broadcast_bytes = _dumps(("broadcast", broadcast))
-        size = max(1, math.ceil(len(tasks) / (self.n_workers * self.chunks_per_worker)))
-        chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        chunks = split_tasks(tasks, self.n_workers)
         pending = deque(range(len(chunks)))
         results: list = [None] * len(chunks)
         idle = list(self.workers)

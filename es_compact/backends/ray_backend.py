@@ -1,8 +1,9 @@
 """The Ray backend: one actor per worker, on a local Ray or an existing cluster.
 
 - The noise table is put once in the object store; actors on a node map that one copy.
-- Per iteration the Broadcast is put once and passed by reference; chunks of tasks go to actors
-  as they become free, and results are put back in task order.
+- Per iteration the Broadcast is put once and passed by reference; chunks of tasks
+  (base.split_tasks) go to actors as they become free, and results are put back in task
+  order.
 - An actor that dies (killed process, lost node) is replaced and its chunk is run again.
 - ``address``: None starts a local Ray with one CPU per worker (dashboard off); 'auto' or
   HOST:PORT joins a running cluster (checked with a plain TCP connection first, so an
@@ -12,12 +13,11 @@
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 import socket
 from collections import deque
 
-from es_compact.backends.base import Backend
+from es_compact.backends.base import Backend, split_tasks
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
@@ -82,10 +82,9 @@ class RayBackend(Backend):
     name = "ray"
 
     def __init__(self, workers: int = 2, address: str | None = None,
-                 chunks_per_worker: int = 4, include_dashboard: bool = False):
+                 include_dashboard: bool = False):
         self.n_workers = workers
         self.address = address
-        self.chunks_per_worker = chunks_per_worker
         self.include_dashboard = include_dashboard
         self.actors: list = []
         self.replaced_workers = 0
@@ -128,8 +127,7 @@ class RayBackend(Backend):
         from ray.exceptions import RayActorError
 
         bc_ref = ray.put(broadcast)
-        size = max(1, math.ceil(len(tasks) / (self.n_workers * self.chunks_per_worker)))
-        chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        chunks = split_tasks(tasks, self.n_workers)
         # What goes out, as pickled: the broadcast once (object store), then each chunk.
         self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
             len(pickle.dumps(c, protocol=5)) for c in chunks)
