@@ -52,20 +52,21 @@ givens: $(STAMP)
 	$(BIN)/es-compact givens --benchmark $(if $(FULL),--full,)
 
 # The papers' experiments with ES (README, "Paper experiments"): quick forms by default, FULL=1
-# for the full ones. Re-running skips finished runs and resumes interrupted ones (runs/paper/).
+# for the full ones. Re-running skips finished runs and resumes interrupted ones: quick runs in
+# runs/paper/ (not committed), full runs in results/runs/ (finished ones are committed).
 .PHONY: table1 rl ablation dcnn tables paper
 table1: $(STAMP)
 	$(BIN)/es-compact experiment table1
 
 rl: $(STAMP)
-	$(BIN)/es-compact experiment rl $(if $(FULL),--full,)
+	$(BIN)/es-compact experiment rl $(if $(FULL),--full --runs results/runs,)
 
 ablation: $(STAMP)
-	$(BIN)/es-compact experiment ablation $(if $(FULL),--full,)
+	$(BIN)/es-compact experiment ablation $(if $(FULL),--full --runs results/runs,)
 
 # One BLAS thread: L-BFGS-B's small vector operations are slower with several (Theorem 2 fit).
 dcnn: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/es-compact experiment dcnn $(if $(FULL),--full,)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/es-compact experiment dcnn $(if $(FULL),--full --runs results/runs,)
 
 tables: $(STAMP)
 	$(MAKE) FULL= table1 rl ablation dcnn kernels givens

@@ -27,7 +27,10 @@ def _run_options(fn):
         click.option("--out", default="results", show_default=True,
                      help="directory for the CSV, Markdown and PNG files"),
         click.option("--runs", "runs_root", default="runs/paper", show_default=True,
-                     help="training runs go to RUNS/FORM/EXPERIMENT/..."),
+                     help="training runs go to RUNS/FORM/EXPERIMENT/... (make paper uses "
+                          "results/runs, whose finished runs are committed)"),
+        click.option("--report", is_flag=True,
+                     help="train nothing: tables and plots from the runs finished so far"),
         click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
         click.option("--workers", type=int, help="rollout workers per run [one per core]"),
         click.option("--seeds", type=int, help="seeds per cell [quick/full default]"),
@@ -41,17 +44,37 @@ def _echo(s: str) -> None:
     click.echo(s, err=True)
 
 
-def _train(specs, root: Path):
-    from es_compact.experiments.runner import run_specs
+def _train(specs, root: Path, report: bool = False):
+    from es_compact.errors import ConfigError
+    from es_compact.experiments.runner import collect_finished, run_specs
 
-    click.echo(f"{len(specs)} runs under {root}", err=True)
-    return run_specs(specs, root, log=_echo)
+    if not report:
+        click.echo(f"{len(specs)} runs under {root}", err=True)
+        return run_specs(specs, root, log=_echo)
+    rows = collect_finished(specs, root)
+    if not rows:
+        raise ConfigError(f"none of the {len(specs)} runs under {root} has finished yet")
+    click.echo(f"{len(rows)} of {len(specs)} runs under {root} have finished", err=True)
+    return rows
+
+
+def _envs(chosen: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    from es_compact.errors import ConfigError
+
+    for e in chosen:
+        if e not in known:
+            raise ConfigError(f"--env {e} is not in this experiment; choose from "
+                              f"{', '.join(known)}")
+    return tuple(e for e in known if e in chosen) if chosen else known
 
 
 def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
-           full_specs=None) -> None:
+           full_specs=None, planned: int | None = None) -> None:
     from es_compact.experiments.runner import estimate_hours, write_csv
 
+    if planned is not None and len(rows) < planned:
+        md += (f"\n**In progress:** {len(rows)} of {planned} runs have finished; cells and "
+               "curves show those only (`--report` collects them without training).\n")
     write_csv(out / f"{stem}.csv", rows)
     if full_specs is not None:
         hours = estimate_hours(rows, full_specs)
@@ -87,33 +110,42 @@ def table1(out):
     click.echo(f"wrote {out}/table1.csv and {out}/table1.md")
 
 
+_ENV_OPTION = click.option("--env", "envs", multiple=True,
+                           help="only this environment (repeatable) [all of the experiment's]")
+
+
 @experiment.command()
 @_run_options
-def rl(full, out, runs_root, backend, workers, seeds):
+@_ENV_OPTION
+def rl(full, out, runs_root, report, backend, workers, seeds, envs):
     """Learning curves and final returns: 5 architectures x 6 MuJoCo tasks."""
     from es_compact.experiments import rl as ex
 
     form, out = _form(full, out)
-    specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
-    rows = _train(specs, Path(runs_root) / form / "rl")
+    specs = ex.specs(form, envs=_envs(envs, ex.ENVS), seeds=seeds, backend=backend,
+                     workers=workers)
+    rows = _train(specs, Path(runs_root) / form / "rl", report)
     ex.plot(rows, out / f"rl_{form}.png")
     _write(out, f"rl_{form}", rows, ex.markdown(rows),
            f"RL: final evaluation return, mean ± std over seeds ({form} form)",
-           None if full else ex.specs("full"))
+           None if full else ex.specs("full"), planned=len(ex.specs(form, seeds=seeds)))
 
 
 @experiment.command()
 @_run_options
-def ablation(full, out, runs_root, backend, workers, seeds):
+@_ENV_OPTION
+def ablation(full, out, runs_root, report, backend, workers, seeds, envs):
     """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
     from es_compact.experiments import ablation as ex
 
     form, out = _form(full, out)
-    specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
-    rows = _train(specs, Path(runs_root) / form / "ablation")
+    specs = ex.specs(form, envs=_envs(envs, ex.ENVS), seeds=seeds, backend=backend,
+                     workers=workers)
+    rows = _train(specs, Path(runs_root) / form / "ablation", report)
     ex.plot(rows, out / f"ablation_{form}.png")
     _write(out, f"ablation_{form}", rows, ex.markdown(rows),
-           f"Ablation: kama rotations K ({form} form)", None if full else ex.specs("full"))
+           f"Ablation: kama rotations K ({form} form)", None if full else ex.specs("full"),
+           planned=len(ex.specs(form, seeds=seeds)))
     for env_id, slope in ex.trend(rows).items():
         click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
 
@@ -122,7 +154,7 @@ def ablation(full, out, runs_root, backend, workers, seeds):
 @_run_options
 @click.option("--part", type=click.Choice(["all", "theorem", "policy"]), default="all",
               show_default=True, help="Theorem 2 fit, the HalfCheetah policy grid, or both")
-def dcnn(full, out, runs_root, backend, workers, seeds, part):
+def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
     """DCNN: Theorem 2 (rank-k fits by m factors) and depth / leaky-ReLU placement.
 
     The Theorem 2 fit runs several times faster with OPENBLAS_NUM_THREADS=1 (make dcnn sets
@@ -132,7 +164,7 @@ def dcnn(full, out, runs_root, backend, workers, seeds, part):
     from es_compact.experiments.runner import write_csv
 
     form, out = _form(full, out)
-    if part in ("all", "theorem"):
+    if part in ("all", "theorem") and not report:  # --report trains and fits nothing
         t0 = time.perf_counter()
         # Odd m: chains that start and end with a circulant, like the theorem's 4k + 1.
         kw = ({"ks": (1, 2, 4, 8), "fields": ("complex", "real"), "restarts": 4,
@@ -153,8 +185,8 @@ def dcnn(full, out, runs_root, backend, workers, seeds, part):
         click.echo(f"wrote {out}/dcnn_theorem2_{form}.csv, .md and .png")
     if part in ("all", "policy"):
         specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
-        rows = _train(specs, Path(runs_root) / form / "dcnn")
+        rows = _train(specs, Path(runs_root) / form / "dcnn", report)
         ex.plot(rows, out / f"dcnn_policy_{form}.png")
         _write(out, f"dcnn_policy_{form}", rows, ex.markdown(rows),
                f"DCNN policies: depth and leaky-ReLU placement ({form} form)",
-               None if full else ex.specs("full"))
+               None if full else ex.specs("full"), planned=len(specs))

@@ -220,3 +220,26 @@ def test_dcnn_theorem_command_writes_its_files(tmp_path, monkeypatch):
     assert list(df["m"]) == [1, 3, 5, 7] and "commit" in df
     assert "**" in (tmp_path / "dcnn_theorem2_quick.md").read_text()
     assert (tmp_path / "dcnn_theorem2_quick.png").exists()
+
+
+def test_report_tabulates_finished_runs_only(tmp_path, monkeypatch):
+    """--report trains nothing: tables from the runs finished so far, marked in progress."""
+    tiny = tiny_specs(archs=("linear", "dcnn"))
+    monkeypatch.setattr(rl, "specs", lambda form, **kw: tiny)
+    args = ["experiment", "rl", "--report", "--out", str(tmp_path / "res"), "--runs",
+            str(tmp_path / "runs")]
+    empty = CliRunner().invoke(cli, args)
+    assert empty.exit_code == 2 and "none of the 2 runs" in empty.output
+    run_specs(tiny[:1], tmp_path / "runs" / "quick" / "rl")
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "1 of 2 runs" in res.output and "**In progress:** 1 of 2 runs" in res.output
+    assert list(pd.read_csv(tmp_path / "res" / "rl_quick.csv")["arch"]) == ["linear"]
+    assert not (tmp_path / "runs" / "quick" / "rl" / tiny[1].name).exists()  # nothing trained
+
+
+def test_unknown_env_is_one_line_error(tmp_path):
+    res = CliRunner().invoke(cli, ["experiment", "ablation", "--env", "Ant-v4", "--out",
+                                   str(tmp_path)])
+    assert res.exit_code == 2 and "--env Ant-v4 is not in this experiment" in res.output
+    assert "HalfCheetah-v4, Hopper-v4" in res.output

@@ -55,8 +55,8 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * len(ks)]
     for env_id in dict.fromkeys(s["env"]):
         sub = s[s["env"] == env_id].set_index("rotations")
-        cells = [f"{fmt_return(*sub.loc[k, COLS])} "
-                 f"({int(sub.at[k, 'params'])} p)" for k in ks]
+        cells = [f"{fmt_return(*sub.loc[k, COLS])} ({int(sub.at[k, 'params'])} p)"
+                 if k in sub.index else "not run yet" for k in ks]
         lines.append(f"| {env_id.split('-')[0]} ({int(sub['timesteps'].mean()):,} steps, "
                      f"{int(sub['seeds'].iloc[0])} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -93,4 +93,4 @@ def trend(rows: list[dict]) -> dict[str, float]:
     (return gained per tenfold more rotations)."""
     s = summarise(rows, ["env", "rotations"])
     return {e: float(np.polyfit(np.log10(g["rotations"]), g["final_mean"], 1)[0])
-            for e, g in s.groupby("env", sort=False)}
+            for e, g in s.groupby("env", sort=False) if len(g) > 1}

@@ -84,8 +84,8 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * (len(archs) + 2)]
     for env_id in envs:
         sub = s[s["env"] == env_id].set_index("arch")
-        cells = [f"{fmt_return(*sub.loc[a, COLS])} "
-                 f"({int(sub.at[a, 'params'])} p)" for a in archs]
+        cells = [f"{fmt_return(*sub.loc[a, COLS])} ({int(sub.at[a, 'params'])} p)"
+                 if a in sub.index else "not run yet" for a in archs]
         diff = []
         for other in ("dense", "toeplitz"):
             if "kama" in sub.index and other in sub.index:
@@ -93,8 +93,9 @@ def markdown(rows: list[dict]) -> str:
             else:
                 diff.append("")
         steps = int(sub["timesteps"].mean())
-        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {int(sub['seeds'].iloc[0])} "
-                     f"seeds) | " + " | ".join(cells + diff) + " |")
+        seeds = "/".join(str(n) for n in dict.fromkeys(int(n) for n in sub["seeds"]))
+        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seeds) | "
+                     + " | ".join(cells + diff) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -162,6 +162,13 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
     return [collect(spec, root / spec.name) for spec in specs]
 
 
+def collect_finished(specs: Sequence[RunSpec], root: str | Path) -> list[dict]:
+    """Result rows of the runs that are done (budget spent, final evaluation on disk), for
+    tables of an experiment still in progress; nothing is trained."""
+    root = Path(root)
+    return [collect(s, root / s.name) for s in specs if status(root / s.name, s.config) == "done"]
+
+
 def collect(spec: RunSpec, run_dir: Path) -> dict:
     """The run's result row: its tags, size, budget spent, final return and provenance."""
     meta = _latest_meta(run_dir) or {}
