@@ -228,10 +228,15 @@ def test_real_two_node_ray_cluster_on_loopback(tmp_path):
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-@pytest.mark.parametrize("env_id", ["HalfCheetah-v4", "Hopper-v4", "CartPole-v1"])
-def test_wrapper_bypass_is_behaviour_identical(env_id):
-    """Rollouts step the bare environment and re-apply TimeLimit themselves: the same
-    observations, rewards and episode lengths as through gymnasium's wrappers."""
+@pytest.mark.parametrize("env_id,fast", [
+    ("HalfCheetah-v4", "HalfCheetahV4Step"), ("Hopper-v4", "HopperV4Step"),
+    ("Walker2d-v4", "Walker2dV4Step"), ("Swimmer-v4", "SwimmerV4Step"),
+    ("InvertedPendulum-v4", None), ("CartPole-v1", None)])
+def test_wrapper_bypass_is_behaviour_identical(env_id, fast):
+    """Rollouts step the bare environment (through es_compact.fast_envs where one exists) and
+    re-apply TimeLimit themselves: the same observations, rewards, terminations and episode
+    lengths as through gymnasium's wrappers, under a policy and under large random actions
+    (falls, clipped velocities)."""
     from es_compact.config import PolicyConfig
     from es_compact.envs import make_env
     from es_compact.policies import make_policy
@@ -241,14 +246,19 @@ def test_wrapper_bypass_is_behaviour_identical(env_id):
     bare = make_env(env_id, max_episode_steps=150)
     step, limit = bypass_wrappers(bare)
     assert limit == 150 and step != bare.step
+    assert fast is None or type(step).__name__ == fast
     policy = make_policy(PolicyConfig(arch="dense", hidden=8), wrapped.observation_space,
                          wrapped.action_space, seed=0)
     actor = policy.actor(policy.init(np.random.default_rng(0)))
-    for seed in (1, 2):
+    rng = np.random.default_rng(3)
+    endings = set()
+    for seed in (1, 2, 3, 4):
         o1, _ = wrapped.reset(seed=seed)
         o2, _ = bare.reset(seed=seed)
         for t in range(1, 400):
             a = actor(np.asarray(o1, dtype=np.float64))
+            if seed > 2 and policy.action.discrete is False:  # random actions at the bounds
+                a = rng.choice([-1.0, 1.0], a.shape) * wrapped.action_space.high
             o1, r1, term1, trunc1, _ = wrapped.step(a)
             o2, r2, term2, trunc2, _ = step(a)
             np.testing.assert_array_equal(o1, o2)
@@ -256,7 +266,10 @@ def test_wrapper_bypass_is_behaviour_identical(env_id):
             if term1 or trunc1:
                 assert term2 or trunc2 or t >= limit
                 break
+        endings.add("terminated" if term1 else "time limit")
         assert t <= 150
+    if env_id in ("Hopper-v4", "Walker2d-v4"):
+        assert "terminated" in endings  # the health checks were exercised
 
 
 @pytest.mark.slow
