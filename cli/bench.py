@@ -81,6 +81,8 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
            "serial_vs_gym": round(s["steps_per_s"] / a, 3),
            "rollout_overhead": round(b["rollout_overhead"], 4),
            "non_env_share": round(b["non_env_share"], 4),
+           "task_overhead_share": round(b["task_overhead_share"], 4),
+           "messaging_share": round(b["messaging_share"], 4),
            "bytes_sent_per_iteration": b["bytes_sent_per_iteration"]}
     rows = [row]
     if memory_table:
@@ -95,9 +97,12 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")
     click.echo(f"efficiency (b) / ({workers} x (a)) = {eff:.3f}")
     click.echo(f"inside the workers, policy + noise + normalisation + loop: "
-               f"{100 * b['rollout_overhead']:.1f}% of task time; everything that is not the "
-               f"environment (adding messaging, driver, idle workers): "
-               f"{100 * b['non_env_share']:.1f}% of worker-time")
+               f"{100 * b['rollout_overhead']:.1f}% of task time")
+    click.echo(f"of all worker-time, not in the environment: {100 * b['non_env_share']:.1f}% = "
+               f"{100 * b['task_overhead_share']:.1f}% in tasks (as above) + "
+               f"{100 * b['messaging_share']:.1f}% messaging + "
+               f"{100 * (b['non_env_share'] - b['task_overhead_share'] - b['messaging_share']):.1f}"
+               "% driver and idle workers (waiting for the iteration's last task)")
     if b["bytes_sent_per_iteration"] == b["bytes_sent_per_iteration"]:
         click.echo(f"bytes sent per iteration: {b['bytes_sent_per_iteration']:,.0f} "
                    f"(θ has {b['num_params']} float64 = {8 * b['num_params']:,} bytes)")

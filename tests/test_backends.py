@@ -54,8 +54,10 @@ def test_mp_matches_serial_for_1_2_3_workers(tmp_path):
     Trainer(config(), tmp_path / "serial").run()
     ref = outcome(tmp_path / "serial")
     for w in (1, 2, 3):
-        Trainer(config("mp", w), tmp_path / f"mp{w}").run()
+        summary = Trainer(config("mp", w), tmp_path / f"mp{w}").run()
         assert_same(ref, outcome(tmp_path / f"mp{w}"))
+        # messaging is measured (chunk round trips minus task time), and small
+        assert 0 < summary["transit_seconds"] < 0.5 * summary["iterations"] * w
 
 
 @pytest.mark.slow

@@ -22,6 +22,10 @@ def test_bench_throughput_writes_a_row(tmp_path):
     row = df[df["case"] == "throughput"].iloc[0]
     assert 0 < row["efficiency"] < 1.5 and row["iterations_timed"] == 5
     assert row["bytes_sent_per_iteration"] > 0 and row["commit"] and row["cores"] >= 1
+    # the non-environment share splits into task overhead, messaging and the rest
+    assert 0 < row["task_overhead_share"] and 0 < row["messaging_share"]
+    assert row["task_overhead_share"] + row["messaging_share"] <= row["non_env_share"] + 1e-9
+    assert row["gym_after_vs_before"] > 0 and "% messaging" in res.output
     mem = df[df["case"] == "memory"]
     assert list(mem["workers"]) == [1, 2]
     # the shared table is counted once, however many workers map it

@@ -19,6 +19,7 @@ import multiprocessing as mp
 import pickle
 import signal
 import sys
+import time
 import traceback
 from collections import deque
 from multiprocessing import shared_memory
@@ -100,6 +101,7 @@ class _Worker:
         self.proc.start()
         child.close()
         self.chunk: int | None = None
+        self.sent_at = 0.0
         self.broadcast_version = -1
 
 
@@ -117,6 +119,9 @@ class MultiprocessBackend(Backend):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.replaced_workers = 0
+        self.transit_seconds = 0.0
+        """Worker-seconds per chunk outside its tasks: from sending (with the broadcast when
+        it goes too) to receiving the results, minus the tasks' own time. Messaging."""
         self._version = 0
         self._broadcast_bytes = b""
 
@@ -201,6 +206,7 @@ class MultiprocessBackend(Backend):
                 w = idle.pop()
                 cid = pending.popleft()
                 try:
+                    w.sent_at = time.perf_counter()
                     if w.broadcast_version != self._version:
                         self._send(w, self._broadcast_bytes)
                         w.broadcast_version = self._version
@@ -233,6 +239,8 @@ class MultiprocessBackend(Backend):
                 if kind == "error":
                     raise WorkerError(f"a rollout worker failed:\n{payload}")
                 cid, chunk_results = payload
+                self.transit_seconds += time.perf_counter() - w.sent_at - sum(
+                    r.busy_seconds for r in chunk_results)
                 results[cid] = chunk_results
                 del busy[w.conn]
                 w.chunk = None
@@ -241,6 +249,7 @@ class MultiprocessBackend(Backend):
 
     def describe(self) -> dict:
         return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
+                "transit_seconds": round(self.transit_seconds, 3),
                 "bytes_received": self.bytes_received, "replaced_workers": self.replaced_workers}
 
     def _replace(self, dead: _Worker, chunk: int | None) -> _Worker:

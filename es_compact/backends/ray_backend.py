@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import socket
+import time
 from collections import deque
 
 from es_compact.backends.base import Backend, split_tasks
@@ -91,6 +92,8 @@ class RayBackend(Backend):
         self.nodes_used: set[str] = set()
         self.chunks_per_node: dict[str, int] = {}
         self.bytes_sent = 0
+        self.transit_seconds = 0.0
+        """Worker-seconds per chunk outside its tasks (submit to result, minus task time)."""
         self._started_ray = False
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
@@ -138,13 +141,16 @@ class RayBackend(Backend):
         while pending or busy:
             while pending and idle:
                 slot, cid = idle.pop(), pending.popleft()
+                sent_at = time.perf_counter()
                 ref = self.actors[slot].run.remote(bc_ref, chunks[cid])
-                busy[ref] = (slot, cid)
+                busy[ref] = (slot, cid, sent_at)
             done, _ = ray.wait(list(busy), num_returns=1)
             ref = done[0]
-            slot, cid = busy.pop(ref)
+            slot, cid, sent_at = busy.pop(ref)
             try:
                 results[cid] = ray.get(ref)
+                self.transit_seconds += time.perf_counter() - sent_at - sum(
+                    r.busy_seconds for r in results[cid])
                 node = self._nodes[slot]
                 self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
             except RayActorError as exc:
@@ -162,6 +168,7 @@ class RayBackend(Backend):
 
     def describe(self) -> dict:
         return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
+                "transit_seconds": round(self.transit_seconds, 3),
                 "chunks_per_node": dict(self.chunks_per_node),
                 "replaced_workers": self.replaced_workers}
 

@@ -63,7 +63,7 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
 
         def on_iter(row, info):
             rows.append((row["timesteps"], time.perf_counter(), trainer.env_seconds,
-                         trainer.busy_seconds))
+                         trainer.busy_seconds, getattr(backend_obj, "transit_seconds", 0.0)))
             sent.append(getattr(backend_obj, "bytes_sent", 0))
 
         try:
@@ -74,6 +74,7 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
     secs = rows[-1][1] - rows[0][1]
     env_s = rows[-1][2] - rows[0][2]
     busy_s = rows[-1][3] - rows[0][3]
+    transit_s = rows[-1][4] - rows[0][4]
     per_iter_bytes = np.diff(sent).mean() if len(sent) > 1 else float("nan")
     return {"steps_per_s": steps / secs, "iterations_timed": len(rows) - 1,
             # inside the workers: share of task time not spent in the environment
@@ -81,6 +82,10 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
             # of all worker-time in the timed window, the share not spent in the environment
             # (policy, noise, normalisation, messaging, driver work, idle workers)
             "non_env_share": 1 - env_s / (workers * secs),
+            # of it: policy, noise, normalisation and the loop inside tasks; messaging (chunk
+            # round trips minus task time); the rest is driver work and workers idling
+            "task_overhead_share": (busy_s - env_s) / (workers * secs),
+            "messaging_share": transit_s / (workers * secs),
             "bytes_sent_per_iteration": float(per_iter_bytes),
             "num_params": trainer.policy.num_params,
             "directions": trainer.config.strategy.directions}
