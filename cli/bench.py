@@ -60,22 +60,30 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
         raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
     t0 = time.perf_counter()
     click.echo(f"(a) single-process gymnasium step rate of {env_id}, zero actions...", err=True)
-    a = tp.gym_step_rate(env_id)
+    a_before = tp.gym_step_rate(env_id)
     click.echo("(s) serial training rate (policy, noise, normalisation in one process)...",
                err=True)
     s = tp.training_rate(env_id, arch, "serial", 1, iterations, directions)
-    click.echo(f"(b) {backend} training rate with {workers} workers...", err=True)
-    b = tp.training_rate(env_id, arch, backend, workers, iterations, directions)
-    # (a) again: the machine's speed drifts between minutes; (b) is set against the mean of
-    # the two, and their ratio is recorded so a drifting run can be told apart.
-    click.echo("(a) again, after (b)...", err=True)
+    click.echo(f"(b) {backend} training rate with {workers} workers, (a) sampled between its "
+               "iterations...", err=True)
+    # The machine's speed drifts by tens of percent between minutes: (a) is sampled before,
+    # between the iterations of (b) (while its workers wait) and after it, and (b) is set
+    # against the mean of those samples.
+    probe = tp.GymProbe(env_id)
+    try:
+        b = tp.training_rate(env_id, arch, backend, workers, iterations, directions,
+                             probe=probe)
+    finally:
+        probe.close()
     a_after = tp.gym_step_rate(env_id)
-    a_before, a = a, (a + a_after) / 2
+    samples = [a_before, *probe.rates, a_after]
+    a = sum(samples) / len(samples)
     eff = b["steps_per_s"] / (workers * a)
     row = {"case": "throughput", "env": env_id, "arch": arch, "backend": backend,
            "workers": workers, "directions": b["directions"], "num_params": b["num_params"],
            "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
            "gym_after_vs_before": round(a_after / a_before, 3),
+           "gym_samples_min_max": f"{min(samples):.0f}-{max(samples):.0f}",
            "serial_train_steps_per_s": round(s["steps_per_s"], 1),
            "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
            "serial_vs_gym": round(s["steps_per_s"] / a, 3),
@@ -90,8 +98,9 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
                    "workers...", err=True)
         rows += tp.memory_rows(env_id, memory_table, (1, memory_workers))
     append_rows(out, rows, run_metadata(time.perf_counter() - t0))
-    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s  (mean of {a_before:,.0f} "
-               f"before and {a_after:,.0f} after (b))")
+    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s  (mean of {len(samples)} "
+               f"samples, {min(samples):,.0f} to {max(samples):,.0f}; {a_before:,.0f} before "
+               f"and {a_after:,.0f} after (b))")
     click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  "
                f"({row['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see fast_envs)")
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")

@@ -43,6 +43,30 @@ def gym_step_rate(env_id: str, steps: int = 5000) -> float:
     return best
 
 
+class GymProbe:
+    """Samples (a) between training iterations, while the workers wait for the next one, so
+    that (a) and (b) are measured over the same minutes of a machine whose speed drifts."""
+
+    def __init__(self, env_id: str, steps: int = 2000):
+        self.env = make_env(env_id)
+        self.action = np.zeros(self.env.action_space.shape, dtype=self.env.action_space.dtype)
+        self.env.reset(seed=0)
+        self.steps = steps
+        self.rates: list[float] = []
+
+    def sample(self) -> None:
+        env, a = self.env, self.action
+        t = time.perf_counter()
+        for _ in range(self.steps):
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        self.rates.append(self.steps / (time.perf_counter() - t))
+
+    def close(self) -> None:
+        self.env.close()
+
+
 def _config(env_id, arch, backend, workers, iterations, directions, table_size, seed=0):
     return TrainConfig(env=EnvConfig(id=env_id), policy=PolicyConfig(arch=arch),
                        strategy=StrategyConfig(directions=directions),
@@ -52,9 +76,11 @@ def _config(env_id, arch, backend, workers, iterations, directions, table_size, 
 
 
 def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
-                  table_size=25_000_000) -> dict:
-    """Train `iterations` iterations; rate over all but the first (warm-up) iteration."""
+                  table_size=25_000_000, probe: GymProbe | None = None) -> dict:
+    """Train `iterations` iterations; rate over all but the first (warm-up) iteration. With a
+    probe, (a) is sampled after every iteration; that time is left out of the window."""
     rows = []
+    paused = [0.0]
     backend_obj = make_backend(backend, workers)
     with tempfile.TemporaryDirectory() as d:
         trainer = Trainer(_config(env_id, arch, backend, workers, iterations, directions,
@@ -62,9 +88,13 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
         sent = []
 
         def on_iter(row, info):
-            rows.append((row["timesteps"], time.perf_counter(), trainer.env_seconds,
+            now = time.perf_counter()
+            rows.append((row["timesteps"], now - paused[0], trainer.env_seconds,
                          trainer.busy_seconds, getattr(backend_obj, "transit_seconds", 0.0)))
             sent.append(getattr(backend_obj, "bytes_sent", 0))
+            if probe is not None:
+                probe.sample()
+                paused[0] += time.perf_counter() - now
 
         try:
             trainer.run(on_iter)
