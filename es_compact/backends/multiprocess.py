@@ -34,10 +34,10 @@ from es_compact.noise import NoiseTable
 
 log = logging.getLogger(__name__)
 # forkserver: workers fork from a clean server process (no inherited driver threads or locks)
-# that has already imported the rollout code, so their copies of numpy, numba, MuJoCo and
-# gymnasium pages are shared rather than loaded once per worker.
+# that has already imported the rollout code and loaded the compiled policy kernels
+# (backends/preload.py), so those pages are shared rather than loaded once per worker.
 _CTX = mp.get_context("forkserver")
-_CTX.set_forkserver_preload(["es_compact.rollout", "es_compact.backends.multiprocess"])
+_CTX.set_forkserver_preload(["es_compact.backends.preload", "es_compact.backends.multiprocess"])
 
 
 class WorkerError(ESCompactError):
