@@ -38,9 +38,9 @@ def specs(form: str = "quick", envs=ENVS, rotations=ROTATIONS, seeds: int | None
           budgets: dict[str, Budget] | None = None) -> list[RunSpec]:
     budgets = budgets or BUDGETS[form]
     out = []
-    for env_id in envs:
-        for k in rotations:
-            for seed in range(SEEDS[form] if seeds is None else seeds):
+    for env_id in envs:  # seeds outside K, as in rl.specs
+        for seed in range(SEEDS[form] if seeds is None else seeds):
+            for k in rotations:
                 cfg = make_config(env_id, PolicyConfig(arch="kama", rotations=(k,)),
                                   budgets[env_id], seed, backend, workers, NOISE_TABLE[form])
                 out.append(RunSpec(f"{env_id}/K{k}/seed{seed}", cfg,

@@ -44,9 +44,9 @@ def specs(form: str = "quick", grid=None, seeds: int | None = None, backend: str
           workers: int | None = None, budget: Budget | None = None) -> list[RunSpec]:
     budget = budget or BUDGETS[form]
     out = []
-    for depth, every, slope in (GRID[form] if grid is None else grid):
-        policy = PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every, slope=slope)
-        for seed in range(SEEDS[form] if seeds is None else seeds):
+    for seed in range(SEEDS[form] if seeds is None else seeds):  # outside, as in rl.specs
+        for depth, every, slope in (GRID[form] if grid is None else grid):
+            policy = PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every, slope=slope)
             cfg = make_config(ENV, policy, budget, seed, backend, workers, NOISE_TABLE[form])
             out.append(RunSpec(f"L{depth}_every{every}_slope{slope:g}/seed{seed}", cfg,
                                {"env": ENV, "depth": depth, "every": every, "slope": slope,
