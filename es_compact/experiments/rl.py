@@ -96,7 +96,8 @@ def markdown(rows: list[dict]) -> str:
                 diff.append("")
         steps = int(sub["timesteps"].mean())
         seeds = "/".join(str(n) for n in dict.fromkeys(int(n) for n in sub["seeds"]))
-        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seeds) | "
+        plural = "" if seeds == "1" else "s"
+        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seed{plural}) | "
                      + " | ".join(cells + diff) + " |")
     return "\n".join(lines) + "\n"
 
