@@ -110,7 +110,7 @@ class RolloutWorker:
         self.directions = Directions(config.strategy.exploration, config.run.seed,
                                      self.policy.num_params, table)
         self._raw_step, self._limit = bypass_wrappers(self.env)
-        rows = self._limit if self._limit is not None and self._limit <= 100_000 else 1024
+        rows = max(1, self._limit) if self._limit is not None and self._limit <= 100_000 else 1024
         self._obs_buf = np.empty((rows, self.policy.obs_dim))
         self._act = np.empty(self.policy.action.dim)
         space = self.env.observation_space
