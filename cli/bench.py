@@ -79,6 +79,9 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
     samples = [a_before, *probe.rates, a_after]
     a = sum(samples) / len(samples)
     eff = b["steps_per_s"] / (workers * a)
+    click.echo(f"(c) gymnasium in {workers} processes at once (the machine's parallel "
+               "capacity)...", err=True)
+    c = tp.concurrent_gym_rate(env_id, workers)
     row = {"case": "throughput", "env": env_id, "arch": arch, "backend": backend,
            "workers": workers, "directions": b["directions"], "num_params": b["num_params"],
            "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
@@ -86,6 +89,9 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
            "gym_samples_min_max": f"{min(samples):.0f}-{max(samples):.0f}",
            "serial_train_steps_per_s": round(s["steps_per_s"], 1),
            "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
+           "concurrent_gym_steps_per_s": round(c, 1),
+           "concurrent_vs_workers_x_a": round(c / (workers * a), 3),
+           "train_vs_concurrent": round(b["steps_per_s"] / c, 3),
            "serial_vs_gym": round(s["steps_per_s"] / a, 3),
            "rollout_overhead": round(b["rollout_overhead"], 4),
            "non_env_share": round(b["non_env_share"], 4),
@@ -105,6 +111,10 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
                f"({row['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see fast_envs)")
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")
     click.echo(f"efficiency (b) / ({workers} x (a)) = {eff:.3f}")
+    click.echo(f"(c) gymnasium, {workers} processes at once: {c:,.0f} steps/s = "
+               f"{c / (workers * a):.2f} x ({workers} x (a)); (b) / (c) = "
+               f"{b['steps_per_s'] / c:.3f} (training against the machine's own parallel "
+               "step rate)")
     click.echo(f"inside the workers, policy + noise + normalisation + loop: "
                f"{100 * b['rollout_overhead']:.1f}% of task time")
     click.echo(f"of all worker-time, not in the environment: {100 * b['non_env_share']:.1f}% = "

@@ -26,6 +26,10 @@ def test_bench_throughput_writes_a_row(tmp_path):
     assert 0 < row["task_overhead_share"] and 0 < row["messaging_share"]
     assert row["task_overhead_share"] + row["messaging_share"] <= row["non_env_share"] + 1e-9
     assert row["gym_after_vs_before"] > 0 and "% messaging" in res.output
+    # (c): two real processes stepping at once, and (b) set against it
+    assert row["concurrent_gym_steps_per_s"] > 0.3 * row["gym_steps_per_s"]
+    assert row["train_vs_concurrent"] == pytest.approx(
+        row["train_steps_per_s"] / row["concurrent_gym_steps_per_s"], rel=1e-2)
     mem = df[df["case"] == "memory"]
     assert list(mem["workers"]) == [1, 2]
     # the shared table is counted once, however many workers map it

@@ -5,7 +5,10 @@ Measured in one run, side by side:
 (s) the serial training step rate (one process: env + policy + noise + normalisation), whose
     shortfall against (a) is the per-step cost of everything that is not the environment;
 (b) the training step rate with the chosen backend and workers over >= 5 iterations after one
-    warm-up iteration (no evaluations), and efficiency = (b) / (workers x (a)).
+    warm-up iteration (no evaluations), and efficiency = (b) / (workers x (a)); (a) is sampled
+    before, between the iterations of (b) and after it, as the machine's speed drifts;
+(c) gymnasium's step rate in `workers` processes stepping at once: what the machine gives that
+    many busy processes, below workers x (a) where cores share hardware or a host.
 Also the bytes the backend sent per iteration, and the memory check: proportional set size
 (PSS, shared pages split among the processes mapping them) of the driver and its workers with
 a large noise table, for 1 and for N workers.
@@ -41,6 +44,40 @@ def gym_step_rate(env_id: str, steps: int = 5000) -> float:
         best = max(best, steps / (time.perf_counter() - t))
     env.close()
     return best
+
+
+def _concurrent_rate_worker(env_id: str, steps: int, barrier, queue) -> None:
+    env = make_env(env_id)
+    a = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    env.reset(seed=0)
+    for _ in range(200):  # warm up before the common start
+        env.step(a)
+    barrier.wait()
+    t = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    queue.put(steps / (time.perf_counter() - t))
+    env.close()
+
+
+def concurrent_gym_rate(env_id: str, processes: int, steps: int = 10000) -> float:
+    """(c): total steps per second of gymnasium's step with zero actions in `processes`
+    processes started together, what the machine gives that many busy processes at once.
+    On a machine whose cores share hardware (or a host), this is below processes x (a)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_rate_worker, args=(env_id, steps, barrier, queue))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    rates = [queue.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
 
 
 class GymProbe:
