@@ -7,6 +7,7 @@ exit code 2, never a traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -70,9 +71,16 @@ def _register() -> None:
 _register()
 
 
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     # Library warnings (a worker replaced, ...) reach the user as "warning: ..." lines.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # `kill PID` stops any command as Ctrl-C does: training writes its checkpoint, workers
+    # stop. (A background job started from a script ignores SIGINT, so SIGTERM is the way.)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         cli.main(prog_name="es-compact", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive

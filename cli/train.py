@@ -10,7 +10,6 @@ import datetime as _dt
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -95,10 +94,6 @@ def progress_line(row: dict, info: dict) -> str:
             + (f" | {row['failed_rollouts']} failed" if row["failed_rollouts"] else ""))
 
 
-def _terminate_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @click.command()
 @click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True,
               help="gymnasium id, or module:Class of your own gymnasium.Env")
@@ -171,7 +166,6 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
                f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "
                f"b={c.strategy.top}, α={c.strategy.step_size}, ν={c.strategy.noise_std}) "
                f"-> {run_dir}", err=True)
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         summary = trainer.run(None if quiet else
                               lambda row, info: click.echo(progress_line(row, info), err=True))
@@ -181,8 +175,6 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         sys.exit(130)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not no_plot:
         from es_compact.plotting import plot_runs
 

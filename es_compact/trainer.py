@@ -9,9 +9,11 @@ continues bitwise identically. The library never prints: pass ``on_iteration`` t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -57,6 +59,40 @@ def _fmt(x) -> str:
     if isinstance(x, float):
         return "" if math.isnan(x) else repr(x)
     return str(x)
+
+
+class RunBusy(ConfigError):
+    """Another process is training in this run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold an exclusive lock on run_dir/.lock while training, so two processes (a second
+    `make paper`, a resumed run started twice) never write one run directory at once. The
+    operating system drops the lock when the holder exits, however it exits."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise RunBusy(f"{run_dir} is being trained by {holder}; wait for it or stop it") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 class Trainer:
@@ -256,6 +292,14 @@ class Trainer:
     def run(self, on_iteration: Callable[[dict, dict], None] | None = None) -> dict:
         """Train until the budget is spent. on_iteration(row, info) is called after each
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
+        if self.mode == "resume" and not (self.run_dir / "config.json").exists():
+            raise ConfigError(f"cannot resume: {self.run_dir} holds no run")
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"{self.run_dir} exists and is not a directory")
+        with run_lock(self.run_dir):
+            return self._run_locked(on_iteration)
+
+    def _run_locked(self, on_iteration) -> dict:
         self._prepare_dir()
         self._t0 = time.perf_counter()
         self.backend = self._backend or make_backend(self.config.run.backend,

@@ -243,3 +243,40 @@ def test_unknown_env_is_one_line_error(tmp_path):
                                    str(tmp_path)])
     assert res.exit_code == 2 and "--env Ant-v4 is not in this experiment" in res.output
     assert "HalfCheetah-v4, Hopper-v4" in res.output
+
+
+def test_a_run_busy_elsewhere_is_skipped(tmp_path):
+    """Two invocations of one experiment never train the same run at once: the second skips
+    what the first holds and trains the rest."""
+    from es_compact.trainer import run_lock
+
+    specs = tiny_specs(archs=("linear", "dcnn"))
+    logged = []
+    with run_lock(tmp_path / specs[0].name):
+        rows = run_specs(specs, tmp_path, log=logged.append)
+    assert "skipped" in logged[0] and "being trained by pid" in logged[0]
+    assert status(tmp_path / specs[1].name, specs[1].config) == "done"
+    assert np.isnan(rows[0]["final_return_mean"]) and rows[1]["final_return_mean"] > 0
+
+
+def test_sigterm_stops_an_experiment_cleanly(tmp_path):
+    """`kill PID` stops a background `make paper` like Ctrl-C: exit 130, finished runs kept,
+    and the next invocation skips them."""
+    import signal
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "es_compact_cli", "experiment", "rl", "--env",
+            "InvertedPendulum-v4", "--backend", "serial", "--out", str(tmp_path / "res"),
+            "--runs", str(tmp_path / "runs")]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until the first run has finished
+        if line.startswith("[1/15]"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    root = tmp_path / "runs" / "quick" / "rl"
+    first = rl.specs("quick", envs=("InvertedPendulum-v4",), backend="serial")[0]
+    assert status(root / first.name, first.config) == "done"
+    assert not (tmp_path / "res" / "rl_quick.csv").exists()  # no table from a stopped run

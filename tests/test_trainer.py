@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from es_compact import checkpoint
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.trainer import TIMING_COLUMNS, Trainer
+from es_compact.trainer import TIMING_COLUMNS, RunBusy, Trainer, run_lock
 from es_compact_cli.main import cli
 
 ENV = "InvertedPendulum-v4"
@@ -96,6 +96,20 @@ def test_refuses_to_clobber_and_checks_resume(tmp_path):
         Trainer(config(2), tmp_path / "empty", mode="resume").run()
     Trainer(config(1), run, mode="overwrite").run()
     assert len(pd.read_csv(run / "progress.csv")) == 1
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
+    """While one trainer holds a run directory, another (resume, overwrite or new) is refused
+    and touches nothing; once it is released, training goes on."""
+    run = tmp_path / "run"
+    Trainer(config(2), run).run()
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    with run_lock(run):  # what a training process holds
+        for mode in ("resume", "overwrite", "new"):
+            with pytest.raises(RunBusy, match=f"{run} is being trained by pid \\d+"):
+                Trainer(config(4), run, mode=mode).run()
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+    assert Trainer(config(4), run, mode="resume").run()["iterations"] == 4
 
 
 def test_corrupted_checkpoint_is_detected(tmp_path):

@@ -33,6 +33,7 @@ from es_compact import checkpoint
 from es_compact.config import RunConfig, TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.results import run_metadata
+from es_compact.trainer import RunBusy
 
 FORMS = ("quick", "full")
 
@@ -153,7 +154,11 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
     for i, spec in enumerate(specs):
         run_dir = root / spec.name
         t0 = time.perf_counter()
-        found = train_one(spec, run_dir, on_iteration)
+        try:
+            found = train_one(spec, run_dir, on_iteration)
+        except RunBusy as exc:  # another invocation is training it: leave it to that one
+            log(f"[{i + 1}/{len(specs)}] {spec.name}: skipped, {exc}")
+            continue
         verb = {"done": "finished already", "resume": "resumed", "restart": "restarted",
                 "new": "trained"}[found]
         fe = final_eval(run_dir)
