@@ -38,7 +38,8 @@ FIELDS = {
     "timesteps": ("run", "timesteps"), "time_limit": ("run", "time_limit"),
     "eval_every": ("run", "eval_every"), "eval_episodes": ("run", "eval_episodes"),
     "workers": ("run", "workers"), "backend": ("run", "backend"),
-    "ray_address": ("run", "ray_address"), "noise_table_size": ("run", "noise_table_size"),
+    "ray_address": ("run", "ray_address"), "ray_dashboard": ("run", "ray_dashboard"),
+    "noise_table_size": ("run", "noise_table_size"),
     "max_failed_fraction": ("run", "max_failed_fraction"),
 }
 BUDGET = ("iterations", "timesteps", "time_limit")
@@ -123,6 +124,8 @@ def progress_line(row: dict, info: dict) -> str:
 @click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True,
               help="mp: worker processes; ray: actors (local or --ray-address); serial: debug")
 @click.option("--ray-address", help="Ray: auto or HOST:PORT of an existing cluster")
+@click.option("--ray-dashboard", is_flag=True,
+              help="Ray: start the local Ray with its dashboard (off by default)")
 @click.option("--noise-table-size", type=int, default=25_000_000, show_default=True)
 @click.option("--max-failed-fraction", type=float, default=0.5, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="run directory "

@@ -178,6 +178,9 @@ class RunConfig:
     'serial' (everything in this process, for debugging)."""
     ray_address: str | None = None
     """Ray: 'auto' or HOST:PORT of an existing cluster; None starts a local one."""
+    ray_dashboard: bool = False
+    """Ray: start the local Ray with its dashboard (off by default: it costs a process and
+    CPU on small machines); a joined cluster keeps its own setting."""
     noise_table_size: int = 25_000_000
     """Float32 entries of the shared noise table (100 MB at the default)."""
     max_failed_fraction: float = 0.5

@@ -304,7 +304,8 @@ class Trainer:
         self._t0 = time.perf_counter()
         self.backend = self._backend or make_backend(self.config.run.backend,
                                                      self.config.run.workers,
-                                                     address=self.config.run.ray_address)
+                                                     address=self.config.run.ray_address,
+                                                     dashboard=self.config.run.ray_dashboard)
         try:
             self._setup(self.backend)
             if self.mode == "resume":

@@ -339,3 +339,21 @@ def test_split_tasks_is_guided(n, workers):
     # the last min(n, workers) chunks are single tasks, so the iteration ends evenly
     assert sizes[-min(n, workers):] == [1] * min(n, workers)
     assert len(chunks) <= 2 * workers * (1 + np.log(n + 1))  # few messages
+
+
+@pytest.mark.slow
+def test_ray_dashboard_only_when_asked(tmp_path):
+    """A local Ray starts without its dashboard unless --ray-dashboard is given."""
+    import json
+
+    for flag, wanted in (([], False), (["--ray-dashboard"], True)):
+        out = tmp_path / f"dash{wanted}"
+        res = subprocess.run(
+            [sys.executable, "-m", "es_compact_cli", "train", "--env", "InvertedPendulum-v4",
+             "--arch", "linear", "--backend", "ray", "--workers", "1", "--directions", "2",
+             "--iterations", "1", "--noise-table-size", "10000", "--out", str(out), "--quiet",
+             "--no-plot", *flag], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+        assert bool(summary["dashboard_url"]) is wanted, summary
+        assert json.loads((out / "config.json").read_text())["run"]["ray_dashboard"] is wanted

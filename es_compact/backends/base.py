@@ -70,5 +70,6 @@ def make_backend(name: str, workers: int = 1, **kwargs) -> Backend:
     if name == "ray":
         from es_compact.backends.ray_backend import RayBackend
 
-        return RayBackend(workers, address=kwargs.get("address"))
+        return RayBackend(workers, address=kwargs.get("address"),
+                          include_dashboard=bool(kwargs.get("dashboard", False)))
     raise ConfigError(f"unknown backend {name!r}; use 'serial', 'mp' or 'ray'")

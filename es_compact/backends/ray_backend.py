@@ -94,6 +94,7 @@ class RayBackend(Backend):
         self.bytes_sent = 0
         self.transit_seconds = 0.0
         """Worker-seconds per chunk outside its tasks (submit to result, minus task time)."""
+        self.dashboard_url: str | None = None
         self._started_ray = False
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
@@ -108,11 +109,13 @@ class RayBackend(Backend):
             else:
                 kwargs["address"] = self.address
             try:
-                ray.init(**kwargs)
+                context = ray.init(**kwargs)
             except ConnectionError as exc:
                 raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: "
                                      f"{exc}") from None
             self._started_ray = True
+            if self.include_dashboard:
+                self.dashboard_url = getattr(context, "dashboard_url", None) or None
         self._ray = ray
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_ActorImpl)
         self._config_dict = config.to_dict()
@@ -170,6 +173,7 @@ class RayBackend(Backend):
         return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
                 "transit_seconds": round(self.transit_seconds, 3),
                 "chunks_per_node": dict(self.chunks_per_node),
+                "dashboard_url": self.dashboard_url,
                 "replaced_workers": self.replaced_workers}
 
     def close(self) -> None:
