@@ -117,8 +117,8 @@ def plot(rows: list[dict], path: str | Path) -> None:
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(envs):]:
         ax.axis("off")
-    fig.suptitle("ARS V2-t: evaluation return against timesteps (mean ± std over seeds)",
-                 fontsize=11)
+    fig.suptitle("ARS V2-t: evaluation return against timesteps\n(mean ± std over seeds)",
+                 fontsize=11 if cols > 1 else 9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
