@@ -75,6 +75,11 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
     if planned is not None and len(rows) < planned:
         md += (f"\n**In progress:** {len(rows)} of {planned} runs have finished; cells and "
                "curves show those only (`--report` collects them without training).\n")
+    meta = run_metadata(None)
+    wall = sum(r["wall_time_s"] for r in rows if r.get("wall_time_s") == r.get("wall_time_s"))
+    md += (f"\n`{meta['command']}` at {meta['commit']}, {meta['date']}, {meta['cores']} cores; "
+           f"training wall time {wall:,.0f} s over {len(rows)} runs (each run's own command, "
+           f"commit, date and wall time are in {stem}.csv)\n")
     write_csv(out / f"{stem}.csv", rows)
     if full_specs is not None:
         hours = estimate_hours(rows, full_specs)
