@@ -29,37 +29,48 @@ from es_compact.envs import make_env
 from es_compact.trainer import Trainer
 
 
-def gym_step_rate(env_id: str, steps: int = 5000) -> float:
-    """Steps per second of env.step with zero actions, best of three runs."""
-    env = make_env(env_id)
-    a = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-    env.reset(seed=0)
-    best = 0.0
-    for _ in range(3):
+class GymProbe:
+    """gymnasium's step with zero actions, timed: (a) and the samples of it taken between
+    training iterations, while the workers wait for the next one, so that (a) and (b) are
+    measured over the same minutes of a machine whose speed drifts."""
+
+    def __init__(self, env_id: str, steps: int = 2000):
+        self.env = make_env(env_id)
+        self.action = np.zeros(self.env.action_space.shape, dtype=self.env.action_space.dtype)
+        self.env.reset(seed=0)
+        self.steps = steps
+        self.rates: list[float] = []
+
+    def sample(self, steps: int | None = None) -> float:
+        """Steps per second over `steps` steps (default: the probe's), also kept in rates."""
+        env, a, n = self.env, self.action, steps or self.steps
         t = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(n):
             _, _, term, trunc, _ = env.step(a)
             if term or trunc:
                 env.reset()
-        best = max(best, steps / (time.perf_counter() - t))
-    env.close()
-    return best
+        self.rates.append(n / (time.perf_counter() - t))
+        return self.rates[-1]
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def gym_step_rate(env_id: str, steps: int = 5000) -> float:
+    """Steps per second of env.step with zero actions, best of three runs."""
+    probe = GymProbe(env_id, steps)
+    try:
+        return max(probe.sample() for _ in range(3))
+    finally:
+        probe.close()
 
 
 def _concurrent_rate_worker(env_id: str, steps: int, barrier, queue) -> None:
-    env = make_env(env_id)
-    a = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-    env.reset(seed=0)
-    for _ in range(200):  # warm up before the common start
-        env.step(a)
+    probe = GymProbe(env_id, steps)
+    probe.sample(200)  # warm up before the common start
     barrier.wait()
-    t = time.perf_counter()
-    for _ in range(steps):
-        _, _, term, trunc, _ = env.step(a)
-        if term or trunc:
-            env.reset()
-    queue.put(steps / (time.perf_counter() - t))
-    env.close()
+    queue.put(probe.sample())
+    probe.close()
 
 
 def concurrent_gym_rate(env_id: str, processes: int, steps: int = 10000) -> float:
@@ -78,30 +89,6 @@ def concurrent_gym_rate(env_id: str, processes: int, steps: int = 10000) -> floa
     for p in procs:
         p.join()
     return float(sum(rates))
-
-
-class GymProbe:
-    """Samples (a) between training iterations, while the workers wait for the next one, so
-    that (a) and (b) are measured over the same minutes of a machine whose speed drifts."""
-
-    def __init__(self, env_id: str, steps: int = 2000):
-        self.env = make_env(env_id)
-        self.action = np.zeros(self.env.action_space.shape, dtype=self.env.action_space.dtype)
-        self.env.reset(seed=0)
-        self.steps = steps
-        self.rates: list[float] = []
-
-    def sample(self) -> None:
-        env, a = self.env, self.action
-        t = time.perf_counter()
-        for _ in range(self.steps):
-            _, _, term, trunc, _ = env.step(a)
-            if term or trunc:
-                env.reset()
-        self.rates.append(self.steps / (time.perf_counter() - t))
-
-    def close(self) -> None:
-        self.env.close()
 
 
 def _config(env_id, arch, backend, workers, iterations, directions, table_size, seed=0):
