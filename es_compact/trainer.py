@@ -111,11 +111,9 @@ class Trainer:
     # Set-up -----------------------------------------------------------------------------------
 
     def _prepare_dir(self) -> None:
-        d = self.run_dir
+        d = self.run_dir  # run() checked it is a directory, holding a run if resumed
         holds_run = (d / "config.json").exists()
         if self.mode == "resume":
-            if not holds_run:
-                raise ConfigError(f"cannot resume: {d} holds no run")
             stored = load_run_config(d)
             for what, a, b in (("environment", stored.env.id, self.config.env.id),
                                ("architecture", stored.policy.arch, self.config.policy.arch)):
@@ -127,8 +125,6 @@ class Trainer:
                 raise ConfigError(f"cannot resume: the configuration differs from {d}/config.json "
                                   "beyond the budget")
             return
-        if d.exists() and not d.is_dir():
-            raise ConfigError(f"{d} exists and is not a directory")
         if holds_run or (d / "progress.csv").exists():
             if self.mode != "overwrite":
                 raise ConfigError(f"{d} already holds a run; use --resume to continue it or "
@@ -292,6 +288,7 @@ class Trainer:
     def run(self, on_iteration: Callable[[dict, dict], None] | None = None) -> dict:
         """Train until the budget is spent. on_iteration(row, info) is called after each
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
+        # Checked before taking the lock, which creates the directory.
         if self.mode == "resume" and not (self.run_dir / "config.json").exists():
             raise ConfigError(f"cannot resume: {self.run_dir} holds no run")
         if self.run_dir.exists() and not self.run_dir.is_dir():
