@@ -90,6 +90,20 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
     click.echo(f"wrote {out}/{stem}.csv, {stem}.md, {stem}.png")
 
 
+def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root: str,
+          report: bool, backend: str, workers, seeds, envs=None) -> list[dict]:
+    """Train (or, with --report, collect) one experiment's grid of runs under
+    RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png}."""
+    form, out = _form(full, out)
+    only = {} if envs is None else {"envs": _envs(envs, ex.ENVS)}
+    specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers, **only)
+    rows = _train(specs, Path(runs_root) / form / name, report)
+    ex.plot(rows, out / f"{stem}_{form}.png")
+    _write(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",
+           None if full else ex.specs("full"), planned=len(ex.specs(form, seeds=seeds)))
+    return rows
+
+
 @click.group()
 def experiment() -> None:
     """The papers' experiments: Table 1, RL curves, the K ablation, DCNN (quick or --full)."""
@@ -126,14 +140,8 @@ def rl(full, out, runs_root, report, backend, workers, seeds, envs):
     """Learning curves and final returns: 5 architectures x 6 MuJoCo tasks."""
     from es_compact.experiments import rl as ex
 
-    form, out = _form(full, out)
-    specs = ex.specs(form, envs=_envs(envs, ex.ENVS), seeds=seeds, backend=backend,
-                     workers=workers)
-    rows = _train(specs, Path(runs_root) / form / "rl", report)
-    ex.plot(rows, out / f"rl_{form}.png")
-    _write(out, f"rl_{form}", rows, ex.markdown(rows),
-           f"RL: final evaluation return, mean ± std over seeds ({form} form)",
-           None if full else ex.specs("full"), planned=len(ex.specs(form, seeds=seeds)))
+    _grid(ex, "rl", "rl", "RL: final evaluation return, mean ± std over seeds", full, out,
+          runs_root, report, backend, workers, seeds, envs)
 
 
 @experiment.command()
@@ -143,14 +151,8 @@ def ablation(full, out, runs_root, report, backend, workers, seeds, envs):
     """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
     from es_compact.experiments import ablation as ex
 
-    form, out = _form(full, out)
-    specs = ex.specs(form, envs=_envs(envs, ex.ENVS), seeds=seeds, backend=backend,
-                     workers=workers)
-    rows = _train(specs, Path(runs_root) / form / "ablation", report)
-    ex.plot(rows, out / f"ablation_{form}.png")
-    _write(out, f"ablation_{form}", rows, ex.markdown(rows),
-           f"Ablation: kama rotations K ({form} form)", None if full else ex.specs("full"),
-           planned=len(ex.specs(form, seeds=seeds)))
+    rows = _grid(ex, "ablation", "ablation", "Ablation: kama rotations K", full, out,
+                 runs_root, report, backend, workers, seeds, envs)
     for env_id, slope in ex.trend(rows).items():
         click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
 
@@ -189,9 +191,5 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
                            f"at m = 4k + 1 = {r['m']}")
         click.echo(f"wrote {out}/dcnn_theorem2_{form}.csv, .md and .png")
     if part in ("all", "policy"):
-        specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers)
-        rows = _train(specs, Path(runs_root) / form / "dcnn", report)
-        ex.plot(rows, out / f"dcnn_policy_{form}.png")
-        _write(out, f"dcnn_policy_{form}", rows, ex.markdown(rows),
-               f"DCNN policies: depth and leaky-ReLU placement ({form} form)",
-               None if full else ex.specs("full"), planned=len(specs))
+        _grid(ex, "dcnn", "dcnn_policy", "DCNN policies: depth and leaky-ReLU placement", full,
+              out, runs_root, report, backend, workers, seeds)
