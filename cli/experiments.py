@@ -171,20 +171,28 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
     from es_compact.experiments.runner import write_csv
 
     form, out = _form(full, out)
-    if part in ("all", "theorem") and not report:  # --report trains and fits nothing
+    if part in ("all", "theorem"):
         t0 = time.perf_counter()
-        # Odd m: chains that start and end with a circulant, like the theorem's 4k + 1.
-        kw = ({"ks": (1, 2, 4, 8), "fields": ("complex", "real"), "restarts": 4,
-               "max_iter": 10000} if full else {"ks": (1, 2, 4), "restarts": 2, "max_iter": 2000})
-        rows = theorem2.sweep(odd_only=True, log=_echo, **kw)
+        kw = theorem2.FORMS[form]
+        # Every fit is saved as it finishes, so an interrupted sweep resumes; --report fits
+        # nothing and tabulates the fits saved so far.
+        rows = theorem2.sweep(log=_echo, cache=Path(runs_root) / form / "dcnn_theorem2",
+                              cached_only=report, **kw)
+        if not rows:
+            raise click.ClickException("no Theorem 2 fit has finished yet")
         meta = run_metadata(time.perf_counter() - t0)
+        planned = len(kw["fields"]) * sum(len(theorem2.chain_lengths(k, odd_only=True))
+                                          for k in kw["ks"])
+        progress = ("" if len(rows) == planned else
+                    f"\nIn progress: {len(rows)} of {planned} fits finished.\n")
         write_csv(out / f"dcnn_theorem2_{form}.csv", [{**r, **meta} for r in rows])
         theorem2.plot(rows, out / f"dcnn_theorem2_{form}.png")
         (out / f"dcnn_theorem2_{form}.md").write_text(
             f"# DCNN Theorem 2: best relative error of an m-factor fit to a rank-k "
             f"{rows[0]['n']}x{rows[0]['n']} matrix ({form} form)\n\n{theorem2.markdown(rows)}"
-            f"\n`{meta['command']}` at {meta['commit']}, {meta['date']}, "
-            f"{meta['wall_time_s']:.0f} s\n")
+            f"{progress}\n`{meta['command']}` at {meta['commit']}, {meta['date']}, "
+            f"{meta['wall_time_s']:.0f} s (the fits themselves: "
+            f"{sum(r['seconds'] for r in rows):.0f} s)\n")
         for r in rows:
             if r["m"] == 4 * r["k"] + 1:
                 click.echo(f"k = {r['k']} ({r['field']}): relative error {r['rel_error']:.2e} "

@@ -209,17 +209,44 @@ def test_theorem2_warm_start_keeps_the_product(field):
 
 
 def test_dcnn_theorem_command_writes_its_files(tmp_path, monkeypatch):
-    real = theorem2.sweep
-    monkeypatch.setattr(theorem2, "sweep", lambda **kw: real(ks=(1,), n=8, restarts=1,
-                                                             max_iter=200, odd_only=True))
-    res = CliRunner().invoke(cli, ["experiment", "dcnn", "--part", "theorem", "--out",
-                                   str(tmp_path)])
+    monkeypatch.setitem(theorem2.FORMS, "quick", {**theorem2.FORMS["quick"], "ks": (1,),
+                                                  "n": 8, "restarts": 1, "max_iter": 200})
+    args = ["experiment", "dcnn", "--part", "theorem", "--out", str(tmp_path), "--runs",
+            str(tmp_path / "runs")]
+    report = CliRunner().invoke(cli, args + ["--report"])
+    assert report.exit_code == 1 and "no Theorem 2 fit has finished yet" in report.output
+    res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "k = 1 (complex): relative error" in res.output
     df = pd.read_csv(tmp_path / "dcnn_theorem2_quick.csv")
     assert list(df["m"]) == [1, 3, 5, 7] and "commit" in df
-    assert "**" in (tmp_path / "dcnn_theorem2_quick.md").read_text()
+    md = (tmp_path / "dcnn_theorem2_quick.md").read_text()
+    assert "**" in md and "In progress" not in md
     assert (tmp_path / "dcnn_theorem2_quick.png").exists()
+    # --report rebuilds the same table from the saved fits, fitting nothing.
+    (tmp_path / "runs" / "quick" / "dcnn_theorem2" / "k1_complex_m07.json").unlink()
+    report = CliRunner().invoke(cli, args + ["--report"])
+    assert report.exit_code == 0, report.output
+    assert list(pd.read_csv(tmp_path / "dcnn_theorem2_quick.csv")["m"]) == [1, 3, 5]
+    assert "In progress: 3 of " in (tmp_path / "dcnn_theorem2_quick.md").read_text()
+
+
+def test_theorem2_sweep_resumes_from_its_saved_fits(tmp_path):
+    """A sweep stopped part-way continues where it stopped: saved fits are read back (their
+    rows, timings included, unchanged), the missing ones fitted from the same warm start."""
+    kw = {"ks": (1,), "n": 8, "restarts": 1, "max_iter": 300, "odd_only": True}
+    whole = theorem2.sweep(**kw, cache=tmp_path / "a")
+    for m in (5, 7):
+        for suffix in ("json", "npz"):
+            (tmp_path / "a" / f"k1_complex_m{m:02d}.{suffix}").unlink()
+    assert theorem2.sweep(**kw, cache=tmp_path / "a", cached_only=True) == whole[:2]
+    resumed = theorem2.sweep(**kw, cache=tmp_path / "a")
+    assert resumed[:2] == whole[:2]
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in whole]
+    with pytest.raises(ConfigError, match="fitted with"):
+        theorem2.sweep(**{**kw, "max_iter": 301}, cache=tmp_path / "a")
 
 
 def test_report_tabulates_finished_runs_only(tmp_path, monkeypatch):

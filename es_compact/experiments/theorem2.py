@@ -30,14 +30,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.linalg import circulant
 from scipy.optimize import minimize
 
+from es_compact import checkpoint
 from es_compact.errors import ConfigError
 
 FIELDS = ("complex", "real")
+# `experiment dcnn`'s sweeps. Odd m only: chains that start and end with a circulant, like the
+# theorem's 4k + 1.
+FORMS = {
+    "quick": {"ks": (1, 2, 4), "n": 64, "fields": ("complex",), "restarts": 2,
+              "max_iter": 2000, "odd_only": True},
+    "full": {"ks": (1, 2, 4, 8), "n": 64, "fields": ("complex", "real"), "restarts": 4,
+             "max_iter": 10000, "odd_only": True},
+}
 
 
 def rank_k_matrix(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -188,9 +198,17 @@ def fit(A: np.ndarray, m: int, field: str = "complex", restarts: int = 3, seed: 
 
 def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("complex",),
           extra: int = 2, restarts: int = 3, max_iter: int = 3000, seed: int = 0,
-          odd_only: bool = False, log: Callable[[str], None] = lambda s: None) -> list[dict]:
+          odd_only: bool = False, log: Callable[[str], None] = lambda s: None,
+          cache: str | Path | None = None, cached_only: bool = False) -> list[dict]:
     """Rows (n, k, field, m, rel_error, ...) for m = 1 .. 4k + 1 + extra (odd m only, the
-    chains that start and end with a circulant as the theorem's does, with odd_only)."""
+    chains that start and end with a circulant as the theorem's does, with odd_only).
+
+    With `cache`, every fit is saved there (npz + json, as checkpoints are) as it finishes, and
+    a fit already saved with the same settings is read back instead of run, so an interrupted
+    sweep resumes. `cached_only` runs no fit: the rows of the fits saved so far."""
+    if cached_only and cache is None:
+        raise ConfigError("cached_only needs a cache directory")
+    settings = {"n": n, "seed": seed, "restarts": restarts, "max_iter": max_iter}
     rows = []
     for k in ks:
         if k < 1 or n % k:
@@ -198,15 +216,41 @@ def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("
         A = rank_k_matrix(n, k, np.random.default_rng([seed, n, k]))
         for field in fields:
             prev = None
-            for m in range(1, 4 * k + 2 + extra, 2 if odd_only else 1):
-                warm = None if prev is None else extend(prev[1], prev[0], m)
-                result, theta = fit(A, m, field, restarts, seed, max_iter, warm)
+            for m in chain_lengths(k, extra, odd_only):
+                name = f"k{k}_{field}_m{m:02d}"
+                saved = _load_fit(cache, name, settings)
+                if saved is None and cached_only:
+                    break
+                if saved is None:
+                    warm = None if prev is None else extend(prev[1], prev[0], m)
+                    result, theta = fit(A, m, field, restarts, seed, max_iter, warm)
+                    if cache is not None:
+                        checkpoint.save(cache, name, {"theta": theta},
+                                        {"settings": settings, "row": result})
+                else:
+                    result, theta = saved
                 prev = (ChainFit(A, m, field), theta)
                 row = {"n": n, "k": k, "bound_4k_plus_1": 4 * k + 1, **result}
                 rows.append(row)
                 log(f"k={k} {field:7s} m={m:2d} rel_error={row['rel_error']:.3e} "
-                    f"({row['seconds']:.1f} s)")
+                    f"({row['seconds']:.1f} s{', saved before' if saved else ''})")
     return rows
+
+
+def chain_lengths(k: int, extra: int = 2, odd_only: bool = False) -> range:
+    """The m a sweep fits for rank k: 1 .. 4k + 1 + extra, odd m only with odd_only."""
+    return range(1, 4 * k + 2 + extra, 2 if odd_only else 1)
+
+
+def _load_fit(cache: str | Path | None, name: str, settings: dict):
+    """(row, θ) of a fit saved in `cache` under `name`, or None when there is none."""
+    if cache is None or not checkpoint.exists(cache, name):
+        return None
+    arrays, meta = checkpoint.load(cache, name)
+    if meta.get("settings") != settings:
+        raise ConfigError(f"{Path(cache) / name}.json was fitted with {meta.get('settings')}, "
+                          f"not {settings}: use another directory or delete it")
+    return meta["row"], arrays["theta"]
 
 
 def plot(rows: list[dict], path) -> None:
