@@ -197,6 +197,30 @@ def test_rl_command_end_to_end_and_rerun(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "res" / "rl_quick.csv").equals(df)
 
 
+def test_ablation_shares_the_rl_experiments_kama_runs(tmp_path, monkeypatch):
+    """K = 200 is rl's kama configuration: the ablation finds those runs finished, trains only
+    the other K, and tabulates the very same run."""
+    for form in ("quick", "full"):
+        shared = [s for s in ablation.specs(form) if s.tags["rotations"] == 200]
+        twins = {s.name: s.config for s in rl.specs(form)}
+        assert shared and all(twins[s.name.removeprefix("../rl/")] == s.config for s in shared)
+        assert not any(s.name.startswith("../") for s in ablation.specs(form)
+                       if s.tags["rotations"] != 200)
+    for ex in (rl, ablation):
+        monkeypatch.setitem(ex.BUDGETS, "quick", {**ex.BUDGETS["quick"], "Hopper-v4": TINY})
+    common = ["--env", "Hopper-v4", "--seeds", "1", "--backend", "serial", "--workers", "1",
+              "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    assert CliRunner().invoke(cli, ["experiment", "rl", *common]).exit_code == 0
+    res = CliRunner().invoke(cli, ["experiment", "ablation", *common])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained") == 4 and res.output.count("finished already") == 1
+    abl = pd.read_csv(tmp_path / "res" / "ablation_quick.csv").set_index("rotations")
+    kama = pd.read_csv(tmp_path / "res" / "rl_quick.csv").set_index("arch").loc["kama"]
+    assert abl.at[200, "run_dir"] == kama["run_dir"] == str(
+        tmp_path / "runs" / "quick" / "rl" / "Hopper-v4" / "kama" / "seed0")
+    assert abl.at[200, "final_return_mean"] == kama["final_return_mean"]
+
+
 @pytest.mark.parametrize("field", theorem2.FIELDS)
 def test_theorem2_warm_start_keeps_the_product(field):
     rng = np.random.default_rng(2)

@@ -1,6 +1,7 @@
 """The KAMA-NN paper's Figure 5 question (Choromanski et al., AISTATS 2019, Section 6.2): do
 more Givens rotations K per matrix give more return? kama policies (h = 64) with
-K in {10, 20, 50, 100, 200} on HalfCheetah and Hopper, trained by ARS V2-t.
+K in {10, 20, 50, 100, 200} on HalfCheetah and Hopper, trained by ARS V2-t. The K = 200 runs
+are the rl experiment's kama runs (same configurations), shared rather than trained twice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from es_compact.config import PolicyConfig
+from es_compact.experiments import rl
 from es_compact.experiments.runner import (
     COLS,
     Budget,
@@ -43,9 +45,22 @@ def specs(form: str = "quick", envs=ENVS, rotations=ROTATIONS, seeds: int | None
             for k in rotations:
                 cfg = make_config(env_id, PolicyConfig(arch="kama", rotations=(k,)),
                                   budgets[env_id], seed, backend, workers, NOISE_TABLE[form])
-                out.append(RunSpec(f"{env_id}/K{k}/seed{seed}", cfg,
+                out.append(RunSpec(_shared_name(cfg, form) or f"{env_id}/K{k}/seed{seed}", cfg,
                                    {"env": env_id, "rotations": k, "seed": seed}))
     return out
+
+
+def _shared_name(config, form: str) -> str | None:
+    """The rl experiment's run of this very configuration (its kama runs use K = 200 and, in
+    both forms, the same budgets), as a name relative to this experiment's run root (RUNS/FORM/
+    ablation, beside RUNS/FORM/rl): trained once, used by both tables. None when there is none.
+    """
+    env_id, seed = config.env.id, config.run.seed
+    if env_id not in rl.ENVS:
+        return None
+    twin, = rl.specs(form, envs=(env_id,), archs=("kama",), seeds=seed + 1,
+                     backend=config.run.backend, workers=config.run.workers)[-1:]
+    return f"../rl/{twin.name}" if twin.config == config else None
 
 
 def markdown(rows: list[dict]) -> str:

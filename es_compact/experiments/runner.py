@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
     if len(set(names)) != len(names):
         raise ValueError("run names of an experiment must be unique")
     for i, spec in enumerate(specs):
-        run_dir = root / spec.name
+        run_dir = run_path(root, spec)
         t0 = time.perf_counter()
         try:
             found = train_one(spec, run_dir, on_iteration)
@@ -164,14 +165,21 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
         fe = final_eval(run_dir)
         log(f"[{i + 1}/{len(specs)}] {spec.name}: {verb} ({time.perf_counter() - t0:.1f} s), "
             f"final return {fe[0]:.1f}" if fe else f"[{i + 1}/{len(specs)}] {spec.name}: {verb}")
-    return [collect(spec, root / spec.name) for spec in specs]
+    return [collect(spec, run_path(root, spec)) for spec in specs]
+
+
+def run_path(root: Path, spec: RunSpec) -> Path:
+    """Where a spec's run lives: root / name, normalised (a name may lead into another
+    experiment's root, "../rl/...", to share a run both experiments need)."""
+    return Path(os.path.normpath(root / spec.name))
 
 
 def collect_finished(specs: Sequence[RunSpec], root: str | Path) -> list[dict]:
     """Result rows of the runs that are done (budget spent, final evaluation on disk), for
     tables of an experiment still in progress; nothing is trained."""
     root = Path(root)
-    return [collect(s, root / s.name) for s in specs if status(root / s.name, s.config) == "done"]
+    return [collect(s, run_path(root, s)) for s in specs
+            if status(run_path(root, s), s.config) == "done"]
 
 
 def collect(spec: RunSpec, run_dir: Path) -> dict:
