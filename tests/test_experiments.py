@@ -331,3 +331,10 @@ def test_sigterm_stops_an_experiment_cleanly(tmp_path):
     first = rl.specs("quick", envs=("InvertedPendulum-v4",), backend="serial")[0]
     assert status(root / first.name, first.config) == "done"
     assert not (tmp_path / "res" / "rl_quick.csv").exists()  # no table from a stopped run
+
+
+def test_welch_p_value_by_hand():
+    # means 2 and 16/3, sample variances 1 and 7/3: t = -3.162 on 3.45 Welch degrees of freedom
+    assert rl.welch_p([1, 2, 3], [4, 5, 7]) == pytest.approx(0.0419, abs=5e-4)
+    assert rl.welch_p([1000, 1000], [1000, 1000]) is None  # every seed solved: nothing to test
+    assert rl.welch_p([1.0], [2.0, 3.0]) is None

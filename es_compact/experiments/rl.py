@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from es_compact.config import PolicyConfig
@@ -78,8 +79,10 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 def markdown(rows: list[dict]) -> str:
     """Final return (mean ± std over seeds) per environment and architecture, parameter counts
-    beneath, and kama's return against dense's and toeplitz's."""
+    beneath, and kama's return against dense's and toeplitz's with Welch's two-sided p-value
+    over seeds (the chance of a gap at least this large between equal means)."""
     s = table(rows)
+    finals = pd.DataFrame(rows).groupby(["env", "arch"])["final_return_mean"].apply(list)
     envs = list(dict.fromkeys(s["env"]))
     archs = list(dict.fromkeys(s["arch"]))
     lines = ["| env | " + " | ".join(archs) + " | kama − dense | kama − toeplitz |",
@@ -91,7 +94,9 @@ def markdown(rows: list[dict]) -> str:
         diff = []
         for other in ("dense", "toeplitz"):
             if "kama" in sub.index and other in sub.index:
-                diff.append(f"{sub.at['kama', 'final_mean'] - sub.at[other, 'final_mean']:+.0f}")
+                gap = f"{sub.at['kama', 'final_mean'] - sub.at[other, 'final_mean']:+.0f}"
+                p = welch_p(finals[(env_id, "kama")], finals[(env_id, other)])
+                diff.append(gap if p is None else f"{gap} (p = {p:.2f})")
             else:
                 diff.append("")
         steps = int(sub["timesteps"].mean())
@@ -100,6 +105,16 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seed{plural}) | "
                      + " | ".join(cells + diff) + " |")
     return "\n".join(lines) + "\n"
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Welch's t-test p-value (two-sided) of two seed samples; None with fewer than two seeds
+    a side, or when neither varies (as when every seed solves a task)."""
+    from scipy.stats import ttest_ind
+
+    if min(len(a), len(b)) < 2 or np.std(a) == np.std(b) == 0:
+        return None
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def plot(rows: list[dict], path: str | Path) -> None:
