@@ -82,9 +82,12 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
            f"commit, date and wall time are in {stem}.csv)\n")
     write_csv(out / f"{stem}.csv", rows)
     if full_specs is not None:
-        hours = estimate_hours(rows, full_specs)
+        own = [s for s in full_specs if not s.name.startswith("../")]
+        shared = (f", besides {len(full_specs) - len(own)} it shares with another experiment"
+                  if len(own) < len(full_specs) else "")
         md += (f"\nAt the throughput these runs measured ({rows[0]['cores']} cores), the full "
-               f"form ({len(full_specs)} runs) would take about {hours:.0f} hours.\n")
+               f"form's own {len(own)} runs{shared} would take about "
+               f"{estimate_hours(rows, own):.0f} hours.\n")
     (out / f"{stem}.md").write_text(f"# {title}\n\n{md}")
     click.echo(md)
     click.echo(f"wrote {out}/{stem}.csv, {stem}.md, {stem}.png")

@@ -187,7 +187,7 @@ def test_rl_command_end_to_end_and_rerun(tmp_path, monkeypatch):
     args = ["experiment", "rl", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "trained" in first.output and "the full form (2 runs) would take" in first.output
+    assert "trained" in first.output and "the full form's own 2 runs would take" in first.output
     for suffix in ("csv", "md", "png"):
         assert (tmp_path / "res" / f"rl_quick.{suffix}").exists()
     df = pd.read_csv(tmp_path / "res" / "rl_quick.csv")
@@ -219,6 +219,8 @@ def test_ablation_shares_the_rl_experiments_kama_runs(tmp_path, monkeypatch):
     assert abl.at[200, "run_dir"] == kama["run_dir"] == str(
         tmp_path / "runs" / "quick" / "rl" / "Hopper-v4" / "kama" / "seed0")
     assert abl.at[200, "final_return_mean"] == kama["final_return_mean"]
+    assert "the full form's own 40 runs, besides 10 it shares with another experiment" in \
+        (tmp_path / "res" / "ablation_quick.md").read_text()
 
 
 @pytest.mark.parametrize("field", theorem2.FIELDS)

@@ -169,8 +169,8 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
 
 
 def run_path(root: Path, spec: RunSpec) -> Path:
-    """Where a spec's run lives: root / name, normalised (a name may lead into another
-    experiment's root, "../rl/...", to share a run both experiments need)."""
+    """Where a spec's run lives: root / name, normalised (a name starting "../" leads into
+    another experiment's root, "../rl/...", to share a run both experiments need)."""
     return Path(os.path.normpath(root / spec.name))
 
 
