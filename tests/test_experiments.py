@@ -340,3 +340,10 @@ def test_welch_p_value_by_hand():
     assert rl.welch_p([1, 2, 3], [4, 5, 7]) == pytest.approx(0.0419, abs=5e-4)
     assert rl.welch_p([1000, 1000], [1000, 1000]) is None  # every seed solved: nothing to test
     assert rl.welch_p([1.0], [2.0, 3.0]) is None
+
+
+def test_gap_compares_common_seeds_only():
+    kama, dense = {0: 10.0, 1: 20.0}, {0: 4.0, 1: 6.0, 2: 100.0}
+    assert rl.gap(kama, dense) == f"+10 (p = {rl.welch_p([10, 20], [4, 6]):.2f}; seeds 0, 1)"
+    assert rl.gap({0: 5.0}, {0: 1.0, 1: 9.0}) == "+4 (seed 0)"
+    assert rl.gap({0: 5.0}, {0: 1.0}) == "+4" and rl.gap({0: 5.0}, {1: 1.0}) == ""

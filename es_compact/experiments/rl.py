@@ -79,10 +79,12 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 def markdown(rows: list[dict]) -> str:
     """Final return (mean ± std over seeds) per environment and architecture, parameter counts
-    beneath, and kama's return against dense's and toeplitz's with Welch's two-sided p-value
-    over seeds (the chance of a gap at least this large between equal means)."""
+    beneath, and kama's return against dense's and toeplitz's over their common seeds, with
+    Welch's two-sided p-value (the chance of a gap at least this large between equal means)."""
     s = table(rows)
-    finals = pd.DataFrame(rows).groupby(["env", "arch"])["final_return_mean"].apply(list)
+    df = pd.DataFrame(rows)
+    finals = {key: dict(zip(g["seed"], g["final_return_mean"], strict=True))
+              for key, g in df.groupby(["env", "arch"])}
     envs = list(dict.fromkeys(s["env"]))
     archs = list(dict.fromkeys(s["arch"]))
     lines = ["| env | " + " | ".join(archs) + " | kama − dense | kama − toeplitz |",
@@ -94,9 +96,7 @@ def markdown(rows: list[dict]) -> str:
         diff = []
         for other in ("dense", "toeplitz"):
             if "kama" in sub.index and other in sub.index:
-                gap = f"{sub.at['kama', 'final_mean'] - sub.at[other, 'final_mean']:+.0f}"
-                p = welch_p(finals[(env_id, "kama")], finals[(env_id, other)])
-                diff.append(gap if p is None else f"{gap} (p = {p:.2f})")
+                diff.append(gap(finals[(env_id, "kama")], finals[(env_id, other)]))
             else:
                 diff.append("")
         steps = int(sub["timesteps"].mean())
@@ -105,6 +105,21 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seed{plural}) | "
                      + " | ".join(cells + diff) + " |")
     return "\n".join(lines) + "\n"
+
+
+def gap(a: dict, b: dict) -> str:
+    """Mean return of a minus b over the seeds both have run (a table in progress can hold
+    more seeds of one architecture than of another), with Welch's p when it is defined."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return ""
+    x, y = [a[s] for s in common], [b[s] for s in common]
+    text = f"{np.mean(x) - np.mean(y):+.0f}"
+    p = welch_p(x, y)
+    notes = ([] if p is None else [f"p = {p:.2f}"]) + (
+        [f"seed{'s' if len(common) > 1 else ''} {', '.join(map(str, common))}"]
+        if len(common) < max(len(a), len(b)) else [])
+    return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def welch_p(a: list[float], b: list[float]) -> float | None:
