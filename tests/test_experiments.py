@@ -271,8 +271,9 @@ def test_theorem2_sweep_resumes_from_its_saved_fits(tmp_path):
     drop = ("seconds",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in resumed] == \
         [{k: v for k, v in r.items() if k not in drop} for r in whole]
-    with pytest.raises(ConfigError, match="fitted with"):
-        theorem2.sweep(**{**kw, "max_iter": 301}, cache=tmp_path / "a")
+    for other in ({"max_iter": 301}, {"odd_only": False}):
+        with pytest.raises(ConfigError, match="fitted with"):
+            theorem2.sweep(**{**kw, **other}, cache=tmp_path / "a")
 
 
 def test_report_tabulates_finished_runs_only(tmp_path, monkeypatch):

@@ -208,7 +208,9 @@ def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("
     sweep resumes. `cached_only` runs no fit: the rows of the fits saved so far."""
     if cached_only and cache is None:
         raise ConfigError("cached_only needs a cache directory")
-    settings = {"n": n, "seed": seed, "restarts": restarts, "max_iter": max_iter}
+    # odd_only decides the warm start (from m - 2 or m - 1), so it is part of a fit's identity.
+    settings = {"n": n, "seed": seed, "restarts": restarts, "max_iter": max_iter,
+                "odd_only": odd_only}
     rows = []
     for k in ks:
         if k < 1 or n % k:
