@@ -184,7 +184,7 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
         if not rows:
             raise click.ClickException("no Theorem 2 fit has finished yet")
         meta = run_metadata(time.perf_counter() - t0)
-        planned = len(kw["fields"]) * sum(len(theorem2.chain_lengths(k, odd_only=True))
+        planned = len(kw["fields"]) * sum(len(theorem2.chain_lengths(k, odd_only=kw["odd_only"]))
                                           for k in kw["ks"])
         progress = ("" if len(rows) == planned else
                     f"\nIn progress: {len(rows)} of {planned} fits finished.\n")
