@@ -204,3 +204,35 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
     if part in ("all", "policy"):
         _grid(ex, "dcnn", "dcnn_policy", "DCNN policies: depth and leaky-ReLU placement", full,
               out, runs_root, report, backend, workers, seeds)
+
+
+@experiment.command()
+@click.option("--env", "env_id", default="InvertedDoublePendulum-v4", show_default=True,
+              help="the task whose preset is searched")
+@click.option("--arch", "archs", multiple=True, default=("dense",), show_default=True,
+              help="architecture to try each candidate with (repeatable)")
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--out", default="results", show_default=True)
+@click.option("--runs", "runs_root", default="runs/paper", show_default=True,
+              help="training runs go to RUNS/presets/ENV/CANDIDATE/ARCH/seedS")
+@click.option("--report", is_flag=True, help="train nothing: tabulate the finished runs")
+@click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True)
+@click.option("--workers", type=int, help="rollout workers per run [one per core]")
+def presets(env_id, archs, seeds, out, runs_root, report, backend, workers):
+    """Search an ARS V2-t preset for a task the ARS paper did not tune."""
+    from es_compact.errors import ConfigError
+    from es_compact.experiments import preset_search as ex
+
+    if env_id not in ex.CANDIDATES:
+        raise ConfigError(f"no preset candidates for {env_id}; choose from "
+                          f"{', '.join(ex.CANDIDATES)}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    specs = ex.specs(env_id, archs, seeds, backend, workers)
+    rows = ex.with_late(_train(specs, Path(runs_root) / "presets", report))
+    stem = f"presets_{ex.stem(env_id)}"
+    ex.plot(rows, Path(out) / f"{stem}.png")
+    _write(Path(out), stem, rows, ex.markdown(rows),
+           f"Preset search, {env_id}: ranked by the mean return over the budget's last fifth",
+           planned=len(specs))

@@ -348,3 +348,40 @@ def test_gap_compares_common_seeds_only():
     assert rl.gap(kama, dense) == f"+10 (p = {rl.welch_p([10, 20], [4, 6]):.2f}; seeds 0, 1)"
     assert rl.gap({0: 5.0}, {0: 1.0, 1: 9.0}) == "+4 (seed 0)"
     assert rl.gap({0: 5.0}, {0: 1.0}) == "+4" and rl.gap({0: 5.0}, {1: 1.0}) == ""
+
+
+def test_late_return_averages_the_last_fifth(tmp_path):
+    from es_compact.experiments.preset_search import late_return
+
+    pd.DataFrame({"timesteps": [100, 500, 790, 800, 900, 1000],
+                  "eval_return_mean": [1.0, np.nan, 50.0, 10.0, np.nan, 20.0]}).to_csv(
+        tmp_path / "progress.csv", index=False)
+    assert late_return(tmp_path, 1000) == 15.0
+    assert late_return(tmp_path, 1000, late=0.5) == pytest.approx(80 / 3)
+
+
+def test_preset_search_command_trains_ranks_and_refuses_unknown_tasks(tmp_path, monkeypatch):
+    from es_compact.experiments import preset_search as ex
+    from es_compact.presets import DEFAULT, Preset
+
+    env_id = "InvertedDoublePendulum-v4"
+    monkeypatch.setitem(ex.CANDIDATES, env_id, {"A": DEFAULT, "B": Preset(0.01, 2, 1, 0.03, 0)})
+    monkeypatch.setitem(ex.BUDGETS, env_id, (600, 1))
+    args = ["experiment", "presets", "--seeds", "2", "--out", str(tmp_path / "out"),
+            "--runs", str(tmp_path / "runs"), "--backend", "serial"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "out" / "presets_inverted_double_pendulum.csv")
+    runs = sorted(zip(df.candidate, df.seed, strict=True))
+    assert runs == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    assert (df.timesteps >= 600).all() and df.late_return.notna().all()
+    b = df[df.candidate == "B"]
+    assert (b.directions == 2).all() and (b.top == 1).all() and (b.step_size == 0.01).all()
+    md = (tmp_path / "out" / "presets_inverted_double_pendulum.md").read_text()
+    means = df.groupby("candidate").late_return.mean()
+    if means.nunique() > 1:  # ranked, best first
+        assert md.index(f"| {means.idxmax()} |") < md.index(f"| {means.idxmin()} |")
+    assert (tmp_path / "out" / "presets_inverted_double_pendulum.png").stat().st_size > 0
+    bad = CliRunner().invoke(cli, ["experiment", "presets", "--env", "Ant-v4", "--out",
+                                   str(tmp_path / "o2")])
+    assert bad.exit_code == 2 and "no preset candidates for Ant-v4" in bad.output
