@@ -12,13 +12,16 @@ import pandas as pd
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The current git commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    """The current git commit (with '+dirty' when tracked files outside results/ have
+    changes), or 'unknown'. Committed outputs under results/ are left out: regenerating them is
+    what the commands writing this record do, and it says nothing about the code that ran."""
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, text=True,
                              capture_output=True, timeout=10)
         if rev.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)results"],
                                cwd=cwd, text=True, capture_output=True, timeout=10)
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

@@ -385,3 +385,29 @@ def test_preset_search_command_trains_ranks_and_refuses_unknown_tasks(tmp_path, 
     bad = CliRunner().invoke(cli, ["experiment", "presets", "--env", "Ant-v4", "--out",
                                    str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "no preset candidates for Ant-v4" in bad.output
+
+
+def test_commit_is_dirty_for_code_changes_not_for_regenerated_results(tmp_path):
+    import subprocess
+
+    from es_compact.results import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    clean = git_commit(tmp_path)
+    assert len(clean) >= 7 and "+dirty" not in clean
+    (tmp_path / "results" / "table.md").write_text("regenerated\n")
+    (tmp_path / "new_untracked.py").write_text("")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
+    assert git_commit(tmp_path / "sub") == clean + "+dirty"  # from a subdirectory too
