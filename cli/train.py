@@ -41,6 +41,7 @@ FIELDS = {
     "ray_address": ("run", "ray_address"), "ray_dashboard": ("run", "ray_dashboard"),
     "noise_table_size": ("run", "noise_table_size"),
     "max_failed_fraction": ("run", "max_failed_fraction"),
+    "checkpoint_every": ("run", "checkpoint_every_s"),
 }
 BUDGET = ("iterations", "timesteps", "time_limit")
 
@@ -128,6 +129,9 @@ def progress_line(row: dict, info: dict) -> str:
               help="Ray: start the local Ray with its dashboard (off by default)")
 @click.option("--noise-table-size", type=int, default=25_000_000, show_default=True)
 @click.option("--max-failed-fraction", type=float, default=0.5, show_default=True)
+@click.option("--checkpoint-every", type=float, default=30.0, show_default=True,
+              help="seconds between checkpoints/latest writes (0: every iteration); Ctrl-C "
+                   "and errors still write the last finished iteration")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory "
               "[runs/ENV_ARCH_seedSEED]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),

@@ -185,6 +185,13 @@ class RunConfig:
     """Float32 entries of the shared noise table (100 MB at the default)."""
     max_failed_fraction: float = 0.5
     """Stop with an error when more than this fraction of an iteration's pairs fail."""
+    checkpoint_every_s: float = 30.0
+    """Write checkpoints/latest at most this often, in seconds (0: after every iteration).
+    It is always written after the first and the last iteration and, from the last finished
+    iteration, when training stops on an error, Ctrl-C or SIGTERM; only a hard kill (SIGKILL,
+    power loss) loses up to this much training, which a resume redoes bitwise identically.
+    Writing it costs ~5-20 ms (two fsyncs), a third of the time of a short InvertedDoublePendulum
+    iteration."""
 
     def validate(self) -> RunConfig:
         if self.iterations is None and self.timesteps is None and self.time_limit is None:
@@ -202,6 +209,9 @@ class RunConfig:
             raise ConfigError(f"noise_table_size must be >= 1000, got {self.noise_table_size}")
         if not 0 < self.max_failed_fraction <= 1:
             raise ConfigError("max_failed_fraction must lie in (0, 1]")
+        if not 0 <= self.checkpoint_every_s < math.inf:
+            raise ConfigError(f"checkpoint_every_s must be a finite number >= 0, got "
+                              f"{self.checkpoint_every_s}")
         return self
 
 

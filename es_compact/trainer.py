@@ -4,7 +4,9 @@ A run directory holds ``config.json`` (fully resolved), ``progress.csv`` (one ro
 iteration), and ``checkpoints/{latest,best}.{npz,json}``. Every random choice derives from
 (seed, iteration, index), so the only state carried between iterations is θ, the observation
 statistics, the optimiser's moments and two counters, all in the checkpoint: a resumed run
-continues bitwise identically. The library never prints: pass ``on_iteration`` to see rows.
+continues bitwise identically. ``latest`` is written every ``run.checkpoint_every_s`` seconds
+(each write costs two fsyncs), after the last iteration, and on any stop, from the state of the
+last finished iteration. The library never prints: pass ``on_iteration`` to see rows.
 """
 
 from __future__ import annotations
@@ -154,12 +156,22 @@ class Trainer:
         self.iteration, self.timesteps, self.wall0 = 0, 0, 0.0
         self.best_eval, self.last_eval = -math.inf, math.nan
         self.env_seconds = self.busy_seconds = 0.0  # rollout time inside the env / in all
+        # The state after the last finished iteration, replaced in one assignment, so an
+        # interrupt landing anywhere in step() still finds a consistent state to write.
+        self._finished: tuple[dict, dict] | None = None
+        self._written, self._written_at = -1, -math.inf  # the 'latest' on disk
 
     # State ------------------------------------------------------------------------------------
 
     def _save(self, name: str) -> None:
+        self._write(name, self._snapshot())
+
+    def _snapshot(self) -> tuple[dict, dict]:
+        """The training state as checkpoint arrays and meta, copied, so it stays the state of
+        this moment while training goes on."""
         opt_arrays, opt_meta = self.strategy.state()
-        arrays = {"theta": self.theta, **self.stats.state(), **opt_arrays}
+        arrays = {k: np.array(v, copy=True) for k, v in
+                  {"theta": self.theta, **self.stats.state(), **opt_arrays}.items()}
         meta = {"iteration": self.iteration, "timesteps": self.timesteps,
                 "wall_time_s": self.wall0 + time.perf_counter() - self._t0,
                 "best_eval": None if self.best_eval == -math.inf else self.best_eval,
@@ -169,7 +181,19 @@ class Trainer:
                 "rng": {"seed": self.config.run.seed, "next_iteration": self.iteration,
                         "note": "all randomness derives from (seed, iteration, index)"},
                 **opt_meta}
-        checkpoint.save(self.run_dir / "checkpoints", name, arrays, meta)
+        return arrays, meta
+
+    def _write(self, name: str, snap: tuple[dict, dict]) -> None:
+        checkpoint.save(self.run_dir / "checkpoints", name, *snap)
+        if name == "latest":
+            self._written = snap[1]["iteration"]
+            self._written_at = time.perf_counter()
+
+    def _flush_latest(self) -> None:
+        """Write the last finished iteration's state as 'latest' if it is not on disk yet."""
+        snap = self._finished
+        if snap is not None and snap[1]["iteration"] > self._written:
+            self._write("latest", snap)
 
     def _restore(self) -> None:
         arrays, meta = checkpoint.load(self.run_dir / "checkpoints", "latest")
@@ -274,7 +298,10 @@ class Trainer:
         if not math.isnan(eval_mean) and eval_mean > self.best_eval:
             self.best_eval = eval_mean
             self._save("best")
-        self._save("latest")
+        self._finished = self._snapshot()
+        if (self._written < 0 or time.perf_counter() - self._written_at
+                >= cfg.run.checkpoint_every_s):
+            self._flush_latest()
         return row
 
     def _write_row(self, row: dict) -> None:
@@ -312,15 +339,19 @@ class Trainer:
                                          json.dumps(self.config.to_dict(), indent=1))
             self.backend.start(self.config, self.table)
             start_it, t_loop = self.iteration, time.perf_counter()
-            while not self._done(self.wall0 + time.perf_counter() - self._t0):
-                row = self.step()
-                if on_iteration is not None:
-                    done_here = self.iteration - start_it
-                    per_iter = (time.perf_counter() - t_loop) / done_here
-                    elapsed = self.wall0 + time.perf_counter() - self._t0
-                    on_iteration(row, {"last_eval": self.last_eval, "elapsed_s": elapsed,
-                                       "remaining_s": self.remaining_s(elapsed, per_iter,
-                                                                       row["steps_per_s"])})
+            self._written = self.iteration if self.mode == "resume" else -1
+            try:
+                while not self._done(self.wall0 + time.perf_counter() - self._t0):
+                    row = self.step()
+                    if on_iteration is not None:
+                        done_here = self.iteration - start_it
+                        per_iter = (time.perf_counter() - t_loop) / done_here
+                        elapsed = self.wall0 + time.perf_counter() - self._t0
+                        on_iteration(row, {"last_eval": self.last_eval, "elapsed_s": elapsed,
+                                           "remaining_s": self.remaining_s(
+                                               elapsed, per_iter, row["steps_per_s"])})
+            finally:  # the budget spent, an error or an interrupt: keep what was trained
+                self._flush_latest()
             final = self._final_eval()
             backend_info = self.backend.describe()
         finally:

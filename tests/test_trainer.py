@@ -209,3 +209,70 @@ def test_more_workers_than_cores_warns_and_runs(tmp_path):
                                    "--out", str(tmp_path / "r"), "--no-plot"])
     assert res.exit_code == 0, res.output
     assert f"warning: {n} workers on {n - 1} CPU cores" in res.output
+
+
+def _latest_iteration(run_dir) -> int:
+    return checkpoint.load(run_dir / "checkpoints", "latest")[1]["iteration"]
+
+
+@pytest.mark.parametrize("every,expected", [(0.0, [1, 2, 3, 4, 5]), (1e6, [1, 1, 1, 1, 1])])
+def test_latest_is_written_on_schedule_and_after_the_last_iteration(tmp_path, every, expected):
+    import dataclasses
+
+    cfg = config(5)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, checkpoint_every_s=every))
+    seen = []
+    Trainer(cfg, tmp_path / "r").run(lambda row, info: seen.append(
+        _latest_iteration(tmp_path / "r")))
+    assert seen == expected
+    assert _latest_iteration(tmp_path / "r") == 5
+
+
+def test_stopping_between_checkpoints_loses_nothing_and_resumes_exactly(tmp_path):
+    """An interrupt writes the last finished iteration; a hard kill (emulated: the checkpoint
+    of an earlier iteration beside the later progress rows it leaves) redoes the lost
+    iterations identically."""
+    import dataclasses
+    import shutil
+
+    def cfg(iterations):
+        c = config(iterations)
+        return dataclasses.replace(c, run=dataclasses.replace(c.run, checkpoint_every_s=1e6))
+
+    Trainer(cfg(6), tmp_path / "whole").run()
+
+    def stop_at_3(row, info):
+        if row["iteration"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg(6), tmp_path / "stopped").run(stop_at_3)
+    assert _latest_iteration(tmp_path / "stopped") == 3
+    Trainer(cfg(6), tmp_path / "stopped", mode="resume").run()
+
+    Trainer(cfg(2), tmp_path / "killed").run()  # latest at 2 ...
+    kept = tmp_path / "ck"
+    shutil.copytree(tmp_path / "killed" / "checkpoints", kept)
+    Trainer(cfg(5), tmp_path / "killed", mode="resume").run()  # ... progress rows to 5
+    shutil.rmtree(tmp_path / "killed" / "checkpoints")
+    shutil.copytree(kept, tmp_path / "killed" / "checkpoints")
+    Trainer(cfg(6), tmp_path / "killed", mode="resume").run()
+
+    ta, ma, ra = result(tmp_path / "whole")
+    for name in ("stopped", "killed"):
+        tb, mb, rb = result(tmp_path / name)
+        for key in ta:
+            np.testing.assert_array_equal(ta[key], tb[key])
+        pd.testing.assert_frame_equal(ra, rb)
+        assert mb["iteration"] == 6 and mb["timesteps"] == ma["timesteps"]
+
+
+def test_checkpoint_interval_is_validated_and_a_cli_flag(tmp_path):
+    with pytest.raises(ConfigError, match="checkpoint_every_s"):
+        RunConfig(iterations=1, checkpoint_every_s=-1).validate()
+    res = CliRunner().invoke(cli, ["train", "--env", ENV, "--arch", "linear", "--iterations",
+                                   "2", "--backend", "serial", "--checkpoint-every", "0",
+                                   "--out", str(tmp_path / "r"), "--quiet", "--no-plot"])
+    assert res.exit_code == 0, res.output
+    stored = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert stored["run"]["checkpoint_every_s"] == 0
