@@ -136,3 +136,32 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
                    f"({d_table:,.1f} MiB of it table; the rest is each worker's own Python, "
                    "numba and MuJoCo)")
     click.echo(f"appended {len(rows)} rows to {out}")
+
+
+@bench.command()
+@click.option("--env", "env_id", default="InvertedDoublePendulum-v4", show_default=True)
+@click.option("--arch", default="dense", show_default=True)
+@click.option("--iterations", type=int, default=300, show_default=True)
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="each round trains both schedules, in alternating order")
+@click.option("--every", type=float, default=30.0, show_default=True,
+              help="the interval (seconds) set against writing after every iteration")
+@click.option("--out", default="results/bench_checkpoint.csv", show_default=True)
+def checkpoint(env_id, arch, iterations, rounds, every, out):
+    """Training time per iteration with checkpoints/latest written after every iteration
+    against every --every seconds (serial backend, same run, θ compared)."""
+    from es_compact.bench import checkpointing
+    from es_compact.errors import ConfigError
+
+    if iterations < 1 or rounds < 1 or not every > 0:
+        raise ConfigError("--iterations and --rounds must be at least 1 and --every positive")
+    t0 = time.perf_counter()
+    row = checkpointing.run(env_id, arch, iterations, rounds, every,
+                            log=lambda s: click.echo(s, err=True))
+    append_rows(out, [row], run_metadata(time.perf_counter() - t0))
+    click.echo(f"{env_id} {arch}, {iterations} iterations x {rounds} rounds (median): "
+               f"{row['ms_per_iteration_every_iteration']:.1f} ms per iteration writing latest "
+               f"after each, {row['ms_per_iteration_interval']:.1f} ms writing it every "
+               f"{every:g} s: {row['speedup']:.2f}x (rounds: {row['speedup_per_round']}); "
+               f"same θ: {row['same_theta']}")
+    click.echo(f"appended 1 row to {out}")

@@ -49,3 +49,17 @@ def test_bench_forward_quick_writes_rows(tmp_path):
 def test_bench_throughput_rejects_too_few_iterations():
     res = CliRunner().invoke(cli, ["bench", "throughput", "--iterations", "3"])
     assert res.exit_code == 2 and "at least 6" in res.output
+
+
+def test_bench_checkpoint_trains_the_same_theta_on_both_schedules(tmp_path):
+    out = tmp_path / "bc.csv"
+    res = CliRunner().invoke(cli, ["bench", "checkpoint", "--env", "InvertedPendulum-v4",
+                                   "--arch", "linear", "--iterations", "4", "--rounds", "2",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out).iloc[0]
+    assert row["same_theta"] and row["rounds"] == 2 and len(row["speedup_per_round"].split()) == 2
+    assert row["ms_per_iteration_every_iteration"] > 0 and row["ms_per_iteration_interval"] > 0
+    assert "same θ: True" in res.output
+    bad = CliRunner().invoke(cli, ["bench", "checkpoint", "--rounds", "0", "--out", str(out)])
+    assert bad.exit_code == 2 and "--rounds must be at least 1" in bad.output
