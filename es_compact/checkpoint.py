@@ -1,8 +1,12 @@
 """Checkpoints as npz (arrays) + json (scalars), written atomically, read without pickle.
 
-``save(dir, name, arrays, meta)`` writes ``name.npz`` then ``name.json``, each to a temporary
-file renamed into place; the json records the npz's SHA-256, so a truncated or corrupted pair is
-detected on load rather than silently resumed from.
+``save(dir, name, arrays, meta)`` writes the arrays to a new file ``name-<sha>.npz`` (renamed
+into place from a temporary), then ``name.json``, which names that file and records its
+SHA-256, then deletes the previous npz. Renaming the json into place is the one step that
+switches a checkpoint to its new state, so a process killed anywhere in ``save`` leaves the old
+checkpoint or the new one, never a json of one state beside the arrays of another; and a
+truncated or corrupted file is detected on load rather than silently resumed from. Checkpoints
+written before this layout (``name.npz``, no file named in the json) still load.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -44,16 +49,34 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save(directory: str | Path, name: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    npz = directory / f"{name}.npz"
     tmp = directory / f"{name}.npz.tmp"
     with open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
         f.flush()
         os.fsync(f.fileno())
+    sha = _sha256(tmp)
+    npz = directory / f"{name}-{sha[:16]}.npz"
     os.replace(tmp, npz)
-    record = {"format": FORMAT, **meta, "npz_sha256": _sha256(npz)}
+    record = {"format": FORMAT, **meta, "npz": npz.name, "npz_sha256": sha}
     atomic_write_text(directory / f"{name}.json", json.dumps(record, indent=1, sort_keys=True))
+    ours = re.compile(re.escape(name) + r"(-[0-9a-f]{16})?\.npz")
+    for old in directory.iterdir():
+        if old != npz and ours.fullmatch(old.name):
+            old.unlink()
     return npz
+
+
+def npz_path(directory: str | Path, name: str) -> Path:
+    """The arrays file of checkpoint ``name``, as its json names it (``name.npz`` for a
+    checkpoint of the earlier layout or when the json is unreadable)."""
+    directory = Path(directory)
+    try:
+        file = json.loads((directory / f"{name}.json").read_text()).get("npz")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        file = None
+    if not isinstance(file, str) or Path(file).name != file:
+        file = f"{name}.npz"
+    return directory / file
 
 
 def exists(directory: str | Path, name: str) -> bool:
@@ -62,7 +85,7 @@ def exists(directory: str | Path, name: str) -> bool:
 
 def load(directory: str | Path, name: str) -> tuple[dict[str, np.ndarray], dict]:
     directory = Path(directory)
-    meta_path, npz = directory / f"{name}.json", directory / f"{name}.npz"
+    meta_path, npz = directory / f"{name}.json", npz_path(directory, name)
     if not meta_path.exists() or not npz.exists():
         raise CheckpointError(f"no checkpoint '{name}' in {directory}")
     try:

@@ -61,7 +61,7 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
     policy = make_policy(config.policy, obs_space, act_space, seed=config.run.seed)
     missing = {"theta", "obs_count", "obs_mean", "obs_m2"} - set(arrays)
     if missing:
-        raise checkpoint.CheckpointError(f"checkpoint {ck_dir}/{name}.npz lacks "
+        raise checkpoint.CheckpointError(f"checkpoint {checkpoint.npz_path(ck_dir, name)} lacks "
                                          f"{', '.join(sorted(missing))}")
     if arrays["theta"].shape != (policy.num_params,):
         raise checkpoint.CheckpointError(

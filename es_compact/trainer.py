@@ -1,12 +1,13 @@
 """The training loop: ask -> backend.run -> tell -> log -> checkpoint.
 
 A run directory holds ``config.json`` (fully resolved), ``progress.csv`` (one row per
-iteration), and ``checkpoints/{latest,best}.{npz,json}``. Every random choice derives from
-(seed, iteration, index), so the only state carried between iterations is θ, the observation
-statistics, the optimiser's moments and two counters, all in the checkpoint: a resumed run
-continues bitwise identically. ``latest`` is written every ``run.checkpoint_every_s`` seconds
-(each write costs two fsyncs), after the last iteration, and on any stop, from the state of the
-last finished iteration. The library never prints: pass ``on_iteration`` to see rows.
+iteration), and ``checkpoints/{latest,best}.json``, each beside the npz it names (see
+es_compact.checkpoint). Every random choice derives from (seed, iteration, index), so the
+only state carried between iterations is θ, the observation statistics, the optimiser's
+moments and two counters, all in the checkpoint: a resumed run continues bitwise identically.
+``latest`` is written every ``run.checkpoint_every_s`` seconds (each write costs two fsyncs),
+after the last iteration, and on any stop, from the state of the last finished iteration.
+The library never prints: pass ``on_iteration`` to see rows.
 """
 
 from __future__ import annotations

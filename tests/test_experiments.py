@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from es_compact import checkpoint
 from es_compact.errors import ConfigError
 from es_compact.experiments import ablation, dcnn, rl, table1, theorem2
 from es_compact.experiments.runner import (
@@ -263,8 +264,9 @@ def test_theorem2_sweep_resumes_from_its_saved_fits(tmp_path):
     kw = {"ks": (1,), "n": 8, "restarts": 1, "max_iter": 300, "odd_only": True}
     whole = theorem2.sweep(**kw, cache=tmp_path / "a")
     for m in (5, 7):
-        for suffix in ("json", "npz"):
-            (tmp_path / "a" / f"k1_complex_m{m:02d}.{suffix}").unlink()
+        name = f"k1_complex_m{m:02d}"
+        checkpoint.npz_path(tmp_path / "a", name).unlink()
+        (tmp_path / "a" / f"{name}.json").unlink()
     assert theorem2.sweep(**kw, cache=tmp_path / "a", cached_only=True) == whole[:2]
     resumed = theorem2.sweep(**kw, cache=tmp_path / "a")
     assert resumed[:2] == whole[:2]

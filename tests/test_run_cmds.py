@@ -187,7 +187,7 @@ def test_bad_input_is_one_line_and_overwrites_nothing(runs, tmp_path):
 
     bad = tmp_path / "bad"
     shutil.copytree(runs["kama"], bad)
-    npz = bad / "checkpoints" / "best.npz"
+    npz = checkpoint.npz_path(bad / "checkpoints", "best")
     npz.write_bytes(npz.read_bytes()[:100])
     one_line_error(invoke("eval", bad), "truncated or corrupted")
     one_line_error(invoke("export", bad, "-o", tmp_path / "q.npz"), "truncated or corrupted")

@@ -115,7 +115,7 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
 def test_corrupted_checkpoint_is_detected(tmp_path):
     run = tmp_path / "run"
     Trainer(config(2), run).run()
-    npz = run / "checkpoints" / "latest.npz"
+    npz = checkpoint.npz_path(run / "checkpoints", "latest")
     npz.write_bytes(npz.read_bytes()[:-20])
     with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupted"):
         Trainer(config(4), run, mode="resume").run()
@@ -126,7 +126,8 @@ def test_corrupted_checkpoint_is_detected(tmp_path):
 
 def test_checkpoints_contain_no_pickle(tmp_path):
     Trainer(config(2, algo="es"), tmp_path / "run").run()
-    with np.load(tmp_path / "run" / "checkpoints" / "latest.npz", allow_pickle=False) as z:
+    with np.load(checkpoint.npz_path(tmp_path / "run" / "checkpoints", "latest"),
+                 allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
 
 
@@ -194,7 +195,7 @@ def test_cli_real_subprocess_default_mp_backend(tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["iterations"] == 2
-    assert (out / "checkpoints" / "latest.npz").exists()
+    assert checkpoint.npz_path(out / "checkpoints", "latest").exists()
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["run"]["backend"], cfg["run"]["workers"]) == ("mp", 2)
 
@@ -276,3 +277,39 @@ def test_checkpoint_interval_is_validated_and_a_cli_flag(tmp_path):
     assert res.exit_code == 0, res.output
     stored = json.loads((tmp_path / "r" / "config.json").read_text())
     assert stored["run"]["checkpoint_every_s"] == 0
+
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    d = tmp_path / "ck"
+    checkpoint.save(d, "latest", {"theta": np.arange(3.0)}, {"iteration": 1})
+
+    def killed(path, text):
+        raise KeyboardInterrupt  # between the new npz's rename and the json's
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "atomic_write_text", killed)
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.save(d, "latest", {"theta": np.arange(5.0)}, {"iteration": 2})
+    assert len(list(d.glob("latest-*.npz"))) == 2  # the new arrays, not yet named by the json
+    arrays, meta = checkpoint.load(d, "latest")
+    assert meta["iteration"] == 1
+    np.testing.assert_array_equal(arrays["theta"], np.arange(3.0))
+    checkpoint.save(d, "latest", {"theta": np.arange(7.0)}, {"iteration": 3})
+    assert [p.name for p in d.glob("latest-*.npz")] == [checkpoint.npz_path(d, "latest").name]
+    assert checkpoint.load(d, "latest")[1]["iteration"] == 3
+
+
+def test_checkpoints_of_the_earlier_layout_load_and_are_replaced(tmp_path):
+    import hashlib
+
+    d = tmp_path / "ck"
+    d.mkdir()
+    np.savez(d / "best.npz", theta=np.ones(4))
+    sha = hashlib.sha256((d / "best.npz").read_bytes()).hexdigest()
+    (d / "best.json").write_text(json.dumps({"format": checkpoint.FORMAT, "iteration": 9,
+                                             "npz_sha256": sha}))
+    arrays, meta = checkpoint.load(d, "best")
+    assert meta["iteration"] == 9 and arrays["theta"].tolist() == [1.0] * 4
+    checkpoint.save(d, "best", {"theta": np.zeros(2)}, {"iteration": 10})
+    assert not (d / "best.npz").exists()
+    assert checkpoint.load(d, "best")[0]["theta"].tolist() == [0.0, 0.0]
