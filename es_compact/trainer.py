@@ -296,10 +296,13 @@ class Trainer:
                "steps_per_s": round(int(steps.sum()) / dt, 1), "failed_rollouts": failed,
                "theta_norm": float(np.linalg.norm(self.theta))}
         self._write_row(row)
-        if not math.isnan(eval_mean) and eval_mean > self.best_eval:
+        improved = not math.isnan(eval_mean) and eval_mean > self.best_eval
+        if improved:
             self.best_eval = eval_mean
-            self._save("best")
-        self._finished = self._snapshot()
+        snap = self._snapshot()
+        if improved:
+            self._write("best", snap)
+        self._finished = snap
         if (self._written < 0 or time.perf_counter() - self._written_at
                 >= cfg.run.checkpoint_every_s):
             self._flush_latest()
