@@ -241,6 +241,7 @@ def draw_curves(ax, groups: dict[str, Sequence[str | Path]]) -> None:
         line, = ax.plot(x, mean, label=f"{label} (n={n})", lw=1.3)
         if n > 1:
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))  # 1e5 ... 1e7 budgets alike
     ax.set_xlabel("timesteps")
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
