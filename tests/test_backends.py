@@ -159,7 +159,10 @@ def _train_then_signal(out: Path, backend: str, sig) -> tuple[int, str]:
         [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
          "linear", "--backend", backend, "--workers", "2", "--directions", "4", "--iterations",
          "1000", "--noise-table-size", "100000", "--out", str(out), "--no-plot"],
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background commands with SIGINT ignored, and
+        # Python keeps it so: the child gets the default back whatever launched pytest.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # wait for two finished iterations
         if line.startswith("it    2"):
             break
