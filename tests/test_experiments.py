@@ -387,6 +387,8 @@ def test_preset_search_command_trains_ranks_and_refuses_unknown_tasks(tmp_path, 
     bad = CliRunner().invoke(cli, ["experiment", "presets", "--env", "Ant-v4", "--out",
                                    str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "no preset candidates for Ant-v4" in bad.output
+    bad = CliRunner().invoke(cli, [*args, "--arch", "nope", "--report"])
+    assert bad.exit_code == 2 and "unknown architecture 'nope'" in bad.output
 
 
 def test_commit_is_dirty_for_code_changes_not_for_regenerated_results(tmp_path):
