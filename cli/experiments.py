@@ -228,12 +228,11 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers):
                           f"{', '.join(ex.CANDIDATES)}")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    from es_compact.config import PolicyConfig
     from es_compact.policies import ARCHITECTURES
 
     for arch in archs:
-        if arch not in ARCHITECTURES:
-            raise ConfigError(f"unknown architecture {arch!r}; choose from "
-                              f"{', '.join(ARCHITECTURES)}")
+        PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     Path(out).mkdir(parents=True, exist_ok=True)
     specs = ex.specs(env_id, archs, seeds, backend, workers)
     rows = ex.with_late(_train(specs, Path(runs_root) / "presets", report))

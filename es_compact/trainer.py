@@ -205,6 +205,7 @@ class Trainer:
         self.strategy.load(arrays, meta)
         self.iteration, self.timesteps = int(meta["iteration"]), int(meta["timesteps"])
         self.wall0 = float(meta["wall_time_s"])
+        self._written = self.iteration  # this state is the 'latest' on disk
         self.best_eval = -math.inf if meta["best_eval"] is None else float(meta["best_eval"])
         self.last_eval = math.nan if meta["last_eval"] is None else float(meta["last_eval"])
         # Drop progress rows written after the checkpoint (a crash between the two writes).
@@ -303,9 +304,8 @@ class Trainer:
         if improved:
             self._write("best", snap)
         self._finished = snap
-        if (self._written < 0 or time.perf_counter() - self._written_at
-                >= cfg.run.checkpoint_every_s):
-            self._flush_latest()
+        if time.perf_counter() - self._written_at >= cfg.run.checkpoint_every_s:
+            self._flush_latest()  # the first iteration's always: _written_at starts at -inf
         return row
 
     def _write_row(self, row: dict) -> None:
@@ -343,7 +343,6 @@ class Trainer:
                                          json.dumps(self.config.to_dict(), indent=1))
             self.backend.start(self.config, self.table)
             start_it, t_loop = self.iteration, time.perf_counter()
-            self._written = self.iteration if self.mode == "resume" else -1
             try:
                 while not self._done(self.wall0 + time.perf_counter() - self._t0):
                     row = self.step()
