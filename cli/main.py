@@ -1,7 +1,7 @@
 """Entry point of the `es-compact` command: a click group; subcommands live one family a file.
 
-Library errors (es_compact.errors.ESCompactError) become a one-line ``error: ...`` on stderr with
-exit code 2, never a traceback; Ctrl-C exits 130.
+Library errors (es_compact.errors.ESCompactError) and filesystem errors naming a path become a
+one-line ``error: ...`` on stderr with exit code 2, never a traceback; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ESCompactError as exc:
             raise UsageFailure(str(exc)) from None
+        except OSError as exc:
+            # A path the filesystem refused (missing parent, not a directory, read-only, disk
+            # full): the user's to fix, so one line naming the path. Errors without a path
+            # are not the user's input and keep their traceback.
+            if exc.filename is None:
+                raise
+            raise UsageFailure(f"{exc.strerror or exc}: {exc.filename}") from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:

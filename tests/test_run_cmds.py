@@ -255,3 +255,19 @@ def test_video_without_a_working_backend_names_what_to_install(runs, tmp_path):
     for word in ("MUJOCO_GL=glfw cannot render", "libegl1", "libosmesa6"):
         assert word in err[0]
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("command", [
+    ("train", "--env", "Hopper-v4", "--iterations", "1", "--out", "{blocked}/run"),
+    ("experiment", "rl", "--env", "Hopper-v4", "--runs", "{blocked}/runs"),
+    ("experiment", "table1", "--out", "{blocked}/results"),
+])
+def test_output_path_the_filesystem_refuses_is_one_line_error(tmp_path, command):
+    blocked = tmp_path / "a-file"
+    blocked.write_bytes(b"precious")
+    res = invoke(*(a.format(blocked=blocked) for a in command))
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: Not a directory: {blocked}/"), last
+    assert blocked.read_bytes() == b"precious"
