@@ -14,6 +14,7 @@ import click
 
 from es_compact.config import BACKENDS
 from es_compact.results import run_metadata
+from es_compact_cli.options import COUNT
 
 
 def _form(full: bool, out: str) -> tuple[str, Path]:
@@ -33,7 +34,7 @@ def _run_options(fn):
                      help="train nothing: tables and plots from the runs finished so far"),
         click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
         click.option("--workers", type=int, help="rollout workers per run [one per core]"),
-        click.option("--seeds", type=int, help="seeds per cell [quick/full default]"),
+        click.option("--seeds", type=COUNT, help="seeds per cell [quick/full default]"),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -211,7 +212,7 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
               help="the task whose preset is searched")
 @click.option("--arch", "archs", multiple=True, default=("dense",), show_default=True,
               help="architecture to try each candidate with (repeatable)")
-@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--seeds", type=COUNT, default=3, show_default=True)
 @click.option("--out", default="results", show_default=True)
 @click.option("--runs", "runs_root", default="runs/paper", show_default=True,
               help="training runs go to RUNS/presets/ENV/CANDIDATE/ARCH/seedS")
@@ -226,8 +227,6 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers):
     if env_id not in ex.CANDIDATES:
         raise ConfigError(f"no preset candidates for {env_id}; choose from "
                           f"{', '.join(ex.CANDIDATES)}")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     from es_compact.config import PolicyConfig
     from es_compact.policies import ARCHITECTURES
 

@@ -7,6 +7,7 @@ import time
 import click
 
 from es_compact.results import append_rows, run_metadata
+from es_compact_cli.options import SEED
 
 
 @click.command()
@@ -18,7 +19,7 @@ from es_compact.results import append_rows, run_metadata
 @click.option("--max-steps", type=int, default=20000, show_default=True, help="step budget")
 @click.option("--gain-tol", type=float, default=1e-13, show_default=True,
               help="stop when the gain is at most gain_tol (1 + |F|)")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="seed of the problem data and of the random variant")
 @click.option("--lines", type=int, default=20, show_default=True,
               help="trace lines to print (log-spaced steps)")

@@ -14,6 +14,7 @@ from es_compact.errors import ConfigError
 from es_compact.features import ESTIMATORS
 from es_compact.results import append_rows, run_metadata
 from es_compact_cli.bench import bench
+from es_compact_cli.options import SEED
 
 
 def _names(value: str, allowed, what: str) -> list[str]:
@@ -32,7 +33,7 @@ def _common(fn):
                      help=f"comma-separated subset of {', '.join(ESTIMATORS)}"),
         click.option("--reps", type=int, default=None,
                      help="repetitions (independent draws) per point of a curve"),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=SEED, default=0, show_default=True),
         click.option("--out", default="results", show_default=True,
                      help="directory for the CSV and PNG files"),
     ]
@@ -121,7 +122,7 @@ def gram(datasets, estimators, reps, seed, out, blocks, points):
 @click.option("--reps", type=int, default=20000, show_default=True,
               help="independent one-block draws per setting")
 @click.option("--pairs", type=int, default=200, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", default="results", show_default=True)
 def bias(datasets, reps, pairs, seed, out):
     """Bias² of kama against its rotations k (and of horn against its HD blocks) vs the MSE."""

@@ -9,6 +9,9 @@ from es_compact.errors import ConfigError
 from es_compact.policies import ARCHITECTURES
 
 _D = PolicyConfig()
+SEED = click.IntRange(min=0)
+"""A seed: numpy's SeedSequence takes non-negative integers only."""
+COUNT = click.IntRange(min=1)
 
 
 def parse_rotations(value: str) -> tuple[int, ...]:

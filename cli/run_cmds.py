@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from es_compact.errors import ConfigError
+from es_compact_cli.options import SEED
 
 CHECKPOINT_HELP = "which checkpoint: best (highest evaluation) or latest"
 
@@ -27,7 +28,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--episodes", type=int, default=10, show_default=True)
 @click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
-@click.option("--seed", type=int, help="seed of the episodes' environment seeds [the run's]")
+@click.option("--seed", type=SEED, help="seed of the episodes' environment seeds [the run's]")
 @click.option("--video", type=click.Path(dir_okay=False),
               help="also record episode 0 as an mp4 (headless EGL or OSMesa rendering)")
 @click.option("--overwrite", is_flag=True, help="replace an existing --video file")

@@ -18,7 +18,7 @@ from click.core import ParameterSource
 
 from es_compact.config import ALGOS, ARS_VARIANTS, BACKENDS, EXPLORATION, OPTIMIZERS, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact_cli.options import parse_rotations, policy_options
+from es_compact_cli.options import SEED, parse_rotations, policy_options
 
 # CLI parameter -> (config section, field).
 FIELDS = {
@@ -118,7 +118,7 @@ def progress_line(row: dict, info: dict) -> str:
 @click.option("--timesteps", type=int, help="budget: training environment steps")
 @click.option("--time-limit", type=float, help="budget: seconds of wall time")
 @click.option("--target-return", type=float, help="stop once an evaluation reaches this")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=10, show_default=True)
 @click.option("--eval-episodes", type=int, default=5, show_default=True)
 @click.option("--workers", type=int, help="rollout workers [one per CPU core]")

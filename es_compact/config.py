@@ -202,6 +202,8 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ConfigError(f"time_limit must be positive, got {self.time_limit}")
+        if not isinstance(self.seed, int) or self.seed < 0:  # numpy's SeedSequence's domain
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; choose from "
                               f"{', '.join(BACKENDS)}")

@@ -301,6 +301,15 @@ def test_unknown_env_is_one_line_error(tmp_path):
     assert "HalfCheetah-v4, Hopper-v4" in res.output
 
 
+@pytest.mark.parametrize("command", [["rl"], ["ablation"], ["dcnn"], ["presets"]])
+def test_zero_seeds_is_one_line_error(tmp_path, command):
+    res = CliRunner().invoke(cli, ["experiment", *command, "--seeds", "0", "--runs",
+                                   str(tmp_path / "runs"), "--out", str(tmp_path / "res")])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == "error: Invalid value for '--seeds': 0 is not in the range x>=1."
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
+
+
 def test_a_run_busy_elsewhere_is_skipped(tmp_path):
     """Two invocations of one experiment never train the same run at once: the second skips
     what the first holds and trains the rest."""

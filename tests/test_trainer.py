@@ -172,6 +172,7 @@ def test_cli_train_resume_and_toml(tmp_path):
     (["--env", "FrozenLake-v1"], "unsupported observation space"),
     (["--resume", "/nonexistent/run"], "holds no run"),
     (["--config", "/nonexistent.toml"], "cannot read config file"),
+    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
 ])
 def test_cli_bad_input_one_line(tmp_path, args, message):
     base = ["train", "--iterations", "1", "--backend", "serial", "--noise-table-size", "100000",
@@ -266,6 +267,14 @@ def test_stopping_between_checkpoints_loses_nothing_and_resumes_exactly(tmp_path
             np.testing.assert_array_equal(ta[key], tb[key])
         pd.testing.assert_frame_equal(ra, rb)
         assert mb["iteration"] == 6 and mb["timesteps"] == ma["timesteps"]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"])
+def test_seed_must_be_a_non_negative_integer(seed):
+    """numpy's SeedSequence takes non-negative integers only; a config from TOML or Python
+    is checked before it reaches it."""
+    with pytest.raises(ConfigError, match=f"seed must be a non-negative integer, got {seed!r}"):
+        RunConfig(iterations=1, seed=seed).validate()
 
 
 def test_checkpoint_interval_is_validated_and_a_cli_flag(tmp_path):
