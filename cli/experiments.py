@@ -22,6 +22,27 @@ def _form(full: bool, out: str) -> tuple[str, Path]:
     return ("full" if full else "quick"), Path(out)
 
 
+_PROGRESS_OPTION = click.option(
+    "--progress-every", type=click.FloatRange(min=0), default=60.0, show_default=True,
+    help="seconds between progress lines of the run in training (0: every iteration)")
+
+
+def _progress(every: float):
+    """on_iteration for run_specs: the run's first iteration in this invocation, then one
+    line at most every `every` seconds, so a long run shows it is alive and how far it got."""
+    from es_compact_cli.train import progress_line
+
+    last = {"run": None, "t": 0.0}
+
+    def show(row: dict, info: dict) -> None:
+        now = time.monotonic()
+        if info["run"] != last["run"] or now - last["t"] >= every:
+            last.update(run=info["run"], t=now)
+            _echo(f"  [{info['index']}/{info['runs']}] {info['run']}: "
+                  f"{progress_line(row, info)}")
+    return show
+
+
 def _run_options(fn):
     opts = [
         click.option("--full", is_flag=True, help="the full form (long budgets, more seeds)"),
@@ -35,6 +56,7 @@ def _run_options(fn):
         click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
         click.option("--workers", type=int, help="rollout workers per run [one per core]"),
         click.option("--seeds", type=COUNT, help="seeds per cell [quick/full default]"),
+        _PROGRESS_OPTION,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -45,13 +67,13 @@ def _echo(s: str) -> None:
     click.echo(s, err=True)
 
 
-def _train(specs, root: Path, report: bool = False):
+def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0):
     from es_compact.errors import ConfigError
     from es_compact.experiments.runner import collect_finished, run_specs
 
     if not report:
         click.echo(f"{len(specs)} runs under {root}", err=True)
-        return run_specs(specs, root, log=_echo)
+        return run_specs(specs, root, log=_echo, on_iteration=_progress(progress_every))
     rows = collect_finished(specs, root)
     if not rows:
         raise ConfigError(f"none of the {len(specs)} runs under {root} has finished yet")
@@ -95,13 +117,14 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
 
 
 def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root: str,
-          report: bool, backend: str, workers, seeds, envs=None) -> list[dict]:
+          report: bool, backend: str, workers, seeds, progress_every: float,
+          envs=None) -> list[dict]:
     """Train (or, with --report, collect) one experiment's grid of runs under
     RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png}."""
     form, out = _form(full, out)
     only = {} if envs is None else {"envs": _envs(envs, ex.ENVS)}
     specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers, **only)
-    rows = _train(specs, Path(runs_root) / form / name, report)
+    rows = _train(specs, Path(runs_root) / form / name, report, progress_every)
     ex.plot(rows, out / f"{stem}_{form}.png")
     _write(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",
            None if full else ex.specs("full"), planned=len(ex.specs(form, seeds=seeds)))
@@ -140,23 +163,23 @@ _ENV_OPTION = click.option("--env", "envs", multiple=True,
 @experiment.command()
 @_run_options
 @_ENV_OPTION
-def rl(full, out, runs_root, report, backend, workers, seeds, envs):
+def rl(full, out, runs_root, report, backend, workers, seeds, progress_every, envs):
     """Learning curves and final returns: 5 architectures x 6 MuJoCo tasks."""
     from es_compact.experiments import rl as ex
 
     _grid(ex, "rl", "rl", "RL: final evaluation return, mean ± std over seeds", full, out,
-          runs_root, report, backend, workers, seeds, envs)
+          runs_root, report, backend, workers, seeds, progress_every, envs)
 
 
 @experiment.command()
 @_run_options
 @_ENV_OPTION
-def ablation(full, out, runs_root, report, backend, workers, seeds, envs):
+def ablation(full, out, runs_root, report, backend, workers, seeds, progress_every, envs):
     """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
     from es_compact.experiments import ablation as ex
 
     rows = _grid(ex, "ablation", "ablation", "Ablation: kama rotations K", full, out,
-                 runs_root, report, backend, workers, seeds, envs)
+                 runs_root, report, backend, workers, seeds, progress_every, envs)
     for env_id, slope in ex.trend(rows).items():
         click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
 
@@ -165,7 +188,7 @@ def ablation(full, out, runs_root, report, backend, workers, seeds, envs):
 @_run_options
 @click.option("--part", type=click.Choice(["all", "theorem", "policy"]), default="all",
               show_default=True, help="Theorem 2 fit, the HalfCheetah policy grid, or both")
-def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
+def dcnn(full, out, runs_root, report, backend, workers, seeds, progress_every, part):
     """DCNN: Theorem 2 (rank-k fits by m factors) and depth / leaky-ReLU placement.
 
     The Theorem 2 fit runs several times faster with OPENBLAS_NUM_THREADS=1 (make dcnn sets
@@ -204,7 +227,7 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
         click.echo(f"wrote {out}/dcnn_theorem2_{form}.csv, .md and .png")
     if part in ("all", "policy"):
         _grid(ex, "dcnn", "dcnn_policy", "DCNN policies: depth and leaky-ReLU placement", full,
-              out, runs_root, report, backend, workers, seeds)
+              out, runs_root, report, backend, workers, seeds, progress_every)
 
 
 @experiment.command()
@@ -219,7 +242,8 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, part):
 @click.option("--report", is_flag=True, help="train nothing: tabulate the finished runs")
 @click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True)
 @click.option("--workers", type=int, help="rollout workers per run [one per core]")
-def presets(env_id, archs, seeds, out, runs_root, report, backend, workers):
+@_PROGRESS_OPTION
+def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, progress_every):
     """Search an ARS V2-t preset for a task the ARS paper did not tune."""
     from es_compact.errors import ConfigError
     from es_compact.experiments import preset_search as ex
@@ -234,7 +258,7 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers):
         PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     Path(out).mkdir(parents=True, exist_ok=True)
     specs = ex.specs(env_id, archs, seeds, backend, workers)
-    rows = ex.with_late(_train(specs, Path(runs_root) / "presets", report))
+    rows = ex.with_late(_train(specs, Path(runs_root) / "presets", report, progress_every))
     stem = f"presets_{ex.stem(env_id)}"
     ex.plot(rows, Path(out) / f"{stem}.png")
     _write(Path(out), stem, rows, ex.markdown(rows),

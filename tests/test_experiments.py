@@ -198,6 +198,34 @@ def test_rl_command_end_to_end_and_rerun(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "res" / "rl_quick.csv").equals(df)
 
 
+def test_experiment_shows_progress_of_the_run_in_training(tmp_path, monkeypatch):
+    """A run of a full form trains for many minutes; its progress shows every
+    --progress-every seconds (0: every iteration), the first iteration of each run always."""
+    tiny = tiny_specs(archs=("linear", "dcnn"))
+    monkeypatch.setattr(rl, "specs", lambda form, **kw: tiny)
+
+    def lines(root, every):
+        res = CliRunner().invoke(cli, ["experiment", "rl", "--out", str(tmp_path / "res"),
+                                       "--runs", str(tmp_path / root), "--progress-every",
+                                       every])
+        assert res.exit_code == 0, res.output
+        return [ln for ln in res.output.splitlines() if ln.startswith("  [")]
+
+    every = lines("a", "0")
+    iterations = [len(pd.read_csv(tmp_path / "a" / "quick" / "rl" / s.name / "progress.csv"))
+                  for s in tiny]
+    assert iterations[1] > 1 and len(every) == sum(iterations)
+    assert every[0].startswith(f"  [1/2] {tiny[0].name}: it    1 | steps ")
+    assert every[-1].startswith(f"  [2/2] {tiny[1].name}: it {iterations[1]:>4} | ")
+    assert "~" in every[-1] and "left" in every[-1]
+    first_only = lines("b", "3600")
+    assert [ln.split(": it")[0] for ln in first_only] == [f"  [1/2] {tiny[0].name}",
+                                                         f"  [2/2] {tiny[1].name}"]
+    assert all(": it    1 |" in ln for ln in first_only)
+    bad = CliRunner().invoke(cli, ["experiment", "rl", "--progress-every", "-1"])
+    assert bad.exit_code == 2 and "--progress-every" in bad.output
+
+
 def test_ablation_shares_the_rl_experiments_kama_runs(tmp_path, monkeypatch):
     """K = 200 is rl's kama configuration: the ablation finds those runs finished, trains only
     the other K, and tabulates the very same run."""

@@ -19,6 +19,7 @@ result row of that run carries those, even when a later invocation only collecte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -147,7 +148,9 @@ def train_one(spec: RunSpec, run_dir: Path, on_iteration=None) -> str:
 
 def run_specs(specs: Sequence[RunSpec], root: str | Path,
               log: Callable[[str], None] = lambda s: None, on_iteration=None) -> list[dict]:
-    """Train every spec in order (skipping finished runs) and return one row per run."""
+    """Train every spec in order (skipping finished runs) and return one row per run.
+    on_iteration(row, info) sees the trainer's info plus the run's name, its index (from 1)
+    and the number of runs."""
     root = Path(root)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -155,8 +158,10 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
     for i, spec in enumerate(specs):
         run_dir = run_path(root, spec)
         t0 = time.perf_counter()
+        tagged = None if on_iteration is None else functools.partial(
+            _tag, on_iteration, {"run": spec.name, "index": i + 1, "runs": len(specs)})
         try:
-            found = train_one(spec, run_dir, on_iteration)
+            found = train_one(spec, run_dir, tagged)
         except RunBusy as exc:  # another invocation is training it: leave it to that one
             log(f"[{i + 1}/{len(specs)}] {spec.name}: skipped, {exc}")
             continue
@@ -166,6 +171,10 @@ def run_specs(specs: Sequence[RunSpec], root: str | Path,
         log(f"[{i + 1}/{len(specs)}] {spec.name}: {verb} ({time.perf_counter() - t0:.1f} s), "
             f"final return {fe[0]:.1f}" if fe else f"[{i + 1}/{len(specs)}] {spec.name}: {verb}")
     return [collect(spec, run_path(root, spec)) for spec in specs]
+
+
+def _tag(on_iteration, where: dict, row: dict, info: dict) -> None:
+    on_iteration(row, {**info, **where})
 
 
 def run_path(root: Path, spec: RunSpec) -> Path:
