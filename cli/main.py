@@ -1,7 +1,8 @@
 """Entry point of the `es-compact` command: a click group; subcommands live one family a file.
 
-Library errors (es_compact.errors.ESCompactError) and filesystem errors naming a path become a
-one-line ``error: ...`` on stderr with exit code 2, never a traceback; Ctrl-C exits 130.
+Library errors (es_compact.errors.ESCompactError), filesystem errors naming a path and sizes too
+large for memory become a one-line ``error: ...`` on stderr with exit code 2, never a traceback;
+Ctrl-C exits 130. A group without its subcommand (``es-compact bench``) prints its help.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -27,7 +29,14 @@ class Group(click.Group):
             # are not the user's input and keep their traceback.
             if exc.filename is None:
                 raise
+            if isinstance(exc, FileExistsError) and not Path(exc.filename).is_dir():
+                # mkdir(exist_ok=True) over a regular file: "File exists" hides the point.
+                raise UsageFailure(f"Not a directory: {exc.filename}") from None
             raise UsageFailure(f"{exc.strerror or exc}: {exc.filename}") from None
+        except MemoryError as exc:  # a size option far too large (numpy says how large)
+            raise UsageFailure(f"not enough memory: {exc or 'a size is too large'}") from None
+        except OverflowError as exc:
+            raise UsageFailure(f"a number is too large: {exc}") from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -36,6 +45,10 @@ class Group(click.Group):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # `es-compact` or `es-compact bench` alone: asking for help is not an error.
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except click.ClickException as exc:
             # One line, no usage block: "error: Invalid value for '--algo': ..."
             click.echo(f"error: {exc.format_message()}", err=True)

@@ -63,3 +63,31 @@ def test_real_subprocess_params():
     assert res.returncode == 0, res.stderr
     assert "kama: 806 parameters; dense: 5120" in res.stdout
     assert "layer 2: kama 64->3 identity" in res.stdout
+
+
+@pytest.mark.parametrize("group", [[], ["bench"], ["kernels"], ["experiment"]])
+def test_a_group_alone_prints_its_help(group):
+    res = CliRunner().invoke(cli, group)
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"Usage: {' '.join(['cli', *group])} [OPTIONS] COMMAND")
+    assert "error:" not in res.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--arch", "dense", "--hidden", "10000000000"], "error: a number is too large: "),
+    (["--arch", "kama", "--rotations", "100000000000"], "error: not enough memory: Unable to "
+                                                         "allocate"),
+])
+def test_sizes_too_large_are_one_line_errors(args, message):
+    res = CliRunner().invoke(cli, ["params", "--env", "InvertedPendulum-v4", *args])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(message) and len(res.output.strip().splitlines()) == 1
+
+
+def test_output_directory_that_is_a_file_says_so(tmp_path):
+    blocked = tmp_path / "results"
+    blocked.write_text("precious")
+    res = CliRunner().invoke(cli, ["experiment", "table1", "--out", str(blocked)])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: Not a directory: {blocked}"
+    assert blocked.read_text() == "precious"
