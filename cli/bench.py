@@ -7,7 +7,8 @@ import time
 import click
 import pandas as pd
 
-from es_compact.results import append_rows, run_metadata
+from es_compact.results import append_rows, check_csv, run_metadata
+from es_compact_cli.options import COUNT
 
 
 @click.group()
@@ -24,6 +25,7 @@ def forward(quick, out):
     layer (KAMA, DC) against a dense NumPy matvec at d = 64 ... 4096."""
     from es_compact.bench import forward as fwd
 
+    check_csv(out)  # before the timings, so a bad --out costs nothing
     click.echo("timing forward passes (best of 15 batches each)...", err=True)
     t0 = time.perf_counter()
     rows = fwd.run(quick=quick)
@@ -39,25 +41,35 @@ def forward(quick, out):
 @bench.command()
 @click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True)
 @click.option("--arch", default="kama", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=COUNT, default=2, show_default=True)
 @click.option("--backend", type=click.Choice(["mp", "ray"]), default="mp", show_default=True)
 @click.option("--iterations", type=int, default=6, show_default=True,
               help="timed iterations + 1 warm-up (at least 6)")
-@click.option("--directions", type=int, help="antithetic directions per iteration [preset]")
-@click.option("--memory-table", type=int, default=0, show_default=True,
+@click.option("--directions", type=COUNT, help="antithetic directions per iteration [preset]")
+@click.option("--memory-table", type=click.IntRange(min=0), default=0, show_default=True,
               help="also measure driver+worker memory (PSS) with a noise table of this many "
-                   "float32 entries for 1 and --memory-workers workers (e.g. 100000000)")
-@click.option("--memory-workers", type=int, default=4, show_default=True)
+                   "float32 entries (at least 1000; 0: off) for 1 and --memory-workers "
+                   "workers (e.g. 100000000)")
+@click.option("--memory-workers", type=COUNT, default=4, show_default=True)
 @click.option("--out", default="results/bench_throughput.csv", show_default=True)
 def throughput(env_id, arch, workers, backend, iterations, directions, memory_table,
                memory_workers, out):
     """Training env-steps/s against the raw gymnasium step rate, measured in one run:
     efficiency = training rate / (workers x single-process rate)."""
     from es_compact.bench import throughput as tp
+    from es_compact.config import PolicyConfig
     from es_compact.errors import ConfigError
+    from es_compact.policies import ARCHITECTURES
 
+    # Everything is checked before the measurements, which take minutes: a bad value found
+    # after them would throw them away.
     if iterations < 6:
         raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
+    if 0 < memory_table < 1000:
+        raise ConfigError(f"--memory-table must be 0 (off) or at least 1000 entries, got "
+                          f"{memory_table}")
+    PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
+    check_csv(out)
     t0 = time.perf_counter()
     click.echo(f"(a) single-process gymnasium step rate of {env_id}, zero actions...", err=True)
     a_before = tp.gym_step_rate(env_id)
@@ -155,6 +167,7 @@ def checkpoint(env_id, arch, iterations, rounds, every, out):
 
     if iterations < 1 or rounds < 1 or not every > 0:
         raise ConfigError("--iterations and --rounds must be at least 1 and --every positive")
+    check_csv(out)
     t0 = time.perf_counter()
     row = checkpointing.run(env_id, arch, iterations, rounds, every,
                             log=lambda s: click.echo(s, err=True))

@@ -63,3 +63,49 @@ def test_bench_checkpoint_trains_the_same_theta_on_both_schedules(tmp_path):
     assert "same θ: True" in res.output
     bad = CliRunner().invoke(cli, ["bench", "checkpoint", "--rounds", "0", "--out", str(out)])
     assert bad.exit_code == 2 and "--rounds must be at least 1" in bad.output
+
+
+def _one_line_error(res, *words):
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert "Traceback" not in res.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+# Each is found before measurement (a): the output has no "(a) single-process ..." line.
+@pytest.mark.parametrize("args, words", [
+    (["--workers", "0"], ["Invalid value for '--workers': 0 is not in the range x>=1"]),
+    (["--memory-workers", "0"], ["'--memory-workers': 0 is not in the range x>=1"]),
+    (["--directions", "0"], ["'--directions': 0 is not in the range x>=1"]),
+    (["--memory-table", "-5"], ["'--memory-table': -5 is not in the range x>=0"]),
+    (["--memory-table", "999"], ["--memory-table must be 0 (off) or at least 1000", "999"]),
+    (["--arch", "nope"], ["unknown architecture 'nope'"]),
+    (["--out", "{tmp}/notes.txt"], ["must end in .csv"]),
+    (["--out", "{tmp}/p.sh/x.csv"], ["p.sh is not a directory"]),
+])
+def test_bench_throughput_checks_everything_before_measuring(tmp_path, args, words):
+    (tmp_path / "p.sh").write_bytes(b"precious")
+    (tmp_path / "notes.txt").write_bytes(b"precious")
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--env", "InvertedPendulum-v4",
+                                   *(a.format(tmp=tmp_path) for a in args)])
+    _one_line_error(res, *words)
+    assert (tmp_path / "p.sh").read_bytes() == (tmp_path / "notes.txt").read_bytes() \
+        == b"precious"
+
+
+@pytest.mark.parametrize("command", [["forward", "--quick"], ["checkpoint"], ["features"]])
+@pytest.mark.parametrize("out, words", [
+    ("p.sh/x.csv", ["p.sh is not a directory"]),
+    ("notes.csv", ["notes.csv is not a CSV file this tool wrote"]),
+    ("bench.txt", ["must end in .csv"]),
+])
+def test_bench_out_is_checked_before_the_timings(tmp_path, command, out, words):
+    for name in ("p.sh", "notes.csv", "bench.txt"):
+        (tmp_path / name).write_bytes(b"not,ours\nprecious,1\n")
+    res = CliRunner().invoke(cli, ["bench", *command, "--out", str(tmp_path / out)])
+    _one_line_error(res, *words)
+    for name in ("p.sh", "notes.csv", "bench.txt"):
+        assert (tmp_path / name).read_bytes() == b"not,ours\nprecious,1\n"
+
