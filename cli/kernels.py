@@ -12,14 +12,15 @@ import pandas as pd
 from es_compact.datasets import DATASETS
 from es_compact.errors import ConfigError
 from es_compact.features import ESTIMATORS
-from es_compact.results import append_rows, run_metadata
+from es_compact.results import append_rows, check_csv, check_output_file, run_metadata
 from es_compact_cli.bench import bench
-from es_compact_cli.options import SEED
+from es_compact_cli.options import COUNT, SEED
 
 
 def _names(value: str, allowed, what: str) -> list[str]:
-    names = list(allowed) if value == "all" else [v.strip() for v in value.split(",")
-                                                  if v.strip()]
+    # dict.fromkeys: a name given twice would be computed twice and its rows appended twice.
+    names = list(allowed) if value == "all" else list(dict.fromkeys(
+        v.strip() for v in value.split(",") if v.strip()))
     bad = [n for n in names if n not in allowed]
     if bad or not names:
         raise ConfigError(f"unknown {what} {', '.join(map(repr, bad)) or repr(value)}: use "
@@ -42,6 +43,16 @@ def _common(fn):
     return fn
 
 
+def _outputs(out: str, csv: str, *pngs: str) -> Path:
+    """Check the CSV and the plots under --out before the work, which takes minutes at the
+    default sizes: a bad --out then fails at once and nothing on disk is touched."""
+    out = Path(out)
+    check_csv(out / csv)
+    for png in pngs:
+        check_output_file(out / png)
+    return out
+
+
 def _echo_table(df: pd.DataFrame, cols: list[str]) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.float_format", "{:.4g}".format):
@@ -58,7 +69,7 @@ def kernels() -> None:
               help=f"comma-separated subset of {', '.join(DATASETS)}, or 'all'")
 @_common
 @click.option("--blocks", type=int, default=10, show_default=True, help="largest m / d")
-@click.option("--pairs", type=int, default=200, show_default=True,
+@click.option("--pairs", type=COUNT, default=200, show_default=True,
               help="random pairs of points per dataset")
 def mse(datasets, estimators, reps, seed, out, blocks, pairs):
     """Figure 1: pointwise MSE against the number of blocks (default r = 100)."""
@@ -67,14 +78,12 @@ def mse(datasets, estimators, reps, seed, out, blocks, pairs):
     names = _names(datasets, DATASETS, "dataset")
     ests = _names(estimators, ESTIMATORS, "estimator")
     reps = 100 if reps is None else reps
-    if pairs < 1:
-        raise ConfigError(f"--pairs must be positive, got {pairs}")
+    out = _outputs(out, "fig1_mse.csv", "fig1_mse.png")
     t0 = time.perf_counter()
     rows = []
     for name in names:
         click.echo(f"{name}: {reps} repetitions...", err=True)
         rows += ex.pointwise_mse(name, ests, blocks, reps, pairs, seed)
-    out = Path(out)
     new = append_rows(out / "fig1_mse.csv", rows, run_metadata(time.perf_counter() - t0))
     ex.plot_mse(rows, out / "fig1_mse.png")
     urn = new[new["estimator"] == "urn"].set_index(["dataset", "blocks"])["mse"]
@@ -91,8 +100,8 @@ def mse(datasets, estimators, reps, seed, out, blocks, pairs):
               help=f"comma-separated subset of {', '.join(DATASETS)}, or 'all'")
 @_common
 @click.option("--blocks", type=int, default=10, show_default=True, help="largest m / d")
-@click.option("--points", type=int, default=550, show_default=True,
-              help="N points per dataset (all of them when fewer)")
+@click.option("--points", type=click.IntRange(min=2), default=550, show_default=True,
+              help="N points per dataset (all of them when fewer; at least 2)")
 def gram(datasets, estimators, reps, seed, out, blocks, points):
     """Figure 2: relative Frobenius error of the kernel matrix, and time (default r = 10)."""
     from es_compact.experiments import kernels as ex
@@ -100,12 +109,12 @@ def gram(datasets, estimators, reps, seed, out, blocks, points):
     names = _names(datasets, DATASETS, "dataset")
     ests = _names(estimators, ESTIMATORS, "estimator")
     reps = 10 if reps is None else reps
+    out = _outputs(out, "fig2_gram.csv", "fig2_gram.png", "fig2_time.png")
     t0 = time.perf_counter()
     rows = []
     for name in names:
         click.echo(f"{name}: {reps} repetitions...", err=True)
         rows += ex.gram_error(name, ests, blocks, reps, points, seed)
-    out = Path(out)
     new = append_rows(out / "fig2_gram.csv", rows, run_metadata(time.perf_counter() - t0))
     ex.plot_gram(rows, out / "fig2_gram.png")
     ex.plot_time(rows, out / "fig2_time.png")
@@ -121,7 +130,7 @@ def gram(datasets, estimators, reps, seed, out, blocks, points):
               help=f"comma-separated subset of {', '.join(DATASETS)}, or 'all'")
 @click.option("--reps", type=int, default=20000, show_default=True,
               help="independent one-block draws per setting")
-@click.option("--pairs", type=int, default=200, show_default=True)
+@click.option("--pairs", type=COUNT, default=200, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", default="results", show_default=True)
 def bias(datasets, reps, pairs, seed, out):
@@ -129,12 +138,12 @@ def bias(datasets, reps, pairs, seed, out):
     from es_compact.experiments import kernels as ex
 
     names = _names(datasets, DATASETS, "dataset")
+    out = _outputs(out, "kernel_bias.csv", "kernel_bias.png")
     t0 = time.perf_counter()
     rows = []
     for name in names:
         click.echo(f"{name}: {reps} draws per setting...", err=True)
         rows += ex.bias_vs_rotations(name, reps=reps, pairs=pairs, seed=seed)
-    out = Path(out)
     new = append_rows(out / "kernel_bias.csv", rows, run_metadata(time.perf_counter() - t0))
     ex.plot_bias(rows, out / "kernel_bias.png")
     _echo_table(new, ["dataset", "d", "estimator", "knob", "value", "bias2", "noise2", "mse",
@@ -150,6 +159,7 @@ def features(out):
     """Microseconds to project points with urn, orn, horn and kama at d = 256, 1024, 4096."""
     from es_compact.bench import features as bf
 
+    check_csv(out)
     click.echo("timing projections (best of 7 batches each)...", err=True)
     t0 = time.perf_counter()
     rows = bf.run()

@@ -132,7 +132,12 @@ def nonlinearity(f: str | Nonlinearity | Callable[[np.ndarray], np.ndarray]) -> 
 
 def check_points(X, dim: int | None = None, name: str = "X") -> np.ndarray:
     """X as a float64 (n, d) array of finite values, or a ConfigError saying what is wrong."""
-    X = np.asarray(X, dtype=np.float64)
+    if np.iscomplexobj(X):  # the cast below would silently drop the imaginary parts
+        raise ConfigError(f"{name} must be real, got complex values")
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be an array of real numbers: {exc}") from None
     if X.ndim != 2:
         raise ConfigError(f"{name} must be a 2-d array of points (n, d), got shape {X.shape}")
     if dim is not None and X.shape[1] != dim:
@@ -159,6 +164,8 @@ def exact_kernel(f: str | Nonlinearity, X, Y=None) -> np.ndarray:
 
 def default_rotations(dim: int) -> int:
     """k = ⌈5 d ln d⌉ Givens rotations per block, the KAMA-NN paper's experimental choice."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ConfigError(f"dimension d must be a positive integer, got {dim!r}")
     return max(1, math.ceil(5 * dim * math.log(dim)))
 
 
@@ -342,13 +349,16 @@ class RandomFeatures:
              f: str | Nonlinearity | Callable = "sign", **options) -> RandomFeatures:
         """m features of points in R^dim. options: ``rotations`` (kama, default
         ⌈5 d ln d⌉), ``hd_blocks`` (horn, default 3)."""
-        if estimator not in ESTIMATORS:
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {estimator!r}: use one of "
                               f"{', '.join(ESTIMATORS)}")
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
             raise ConfigError(f"dimension d must be an integer >= 2, got {dim!r}")
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise ConfigError(f"number of features m must be a positive integer, got {m!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
+                              f"got {type(rng).__name__}")
         unknown = set(options) - OPTIONS[estimator]
         if unknown:
             raise ConfigError(f"estimator {estimator!r} takes no option "

@@ -293,3 +293,157 @@ def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith(message), res.output
+
+
+# --- bad input is found before the work, and nothing on disk is touched ----------------------
+
+
+def _invoke(*args):
+    from click.testing import CliRunner
+
+    from es_compact_cli.main import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _one_line_error(res, *words):
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert "Traceback" not in res.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+SMALL = {"mse": ["--datasets", "wine", "--estimators", "urn", "--reps", "2", "--blocks", "1",
+                 "--pairs", "2"],
+         "gram": ["--datasets", "wine", "--estimators", "urn", "--reps", "2", "--blocks", "1",
+                  "--points", "5"],
+         "bias": ["--datasets", "wine", "--reps", "2", "--pairs", "2"]}
+
+
+@pytest.mark.parametrize("command", list(SMALL))
+def test_cli_kernels_checks_out_before_the_work(tmp_path, command):
+    blocked = tmp_path / "p.sh"
+    blocked.write_bytes(b"precious")
+    res = _invoke("kernels", command, *SMALL[command], "--out", blocked / "x")
+    # One line and no "wine: 2 repetitions..." progress line: nothing was computed.
+    _one_line_error(res, f"{blocked} is not a directory")
+    assert blocked.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"my notes\nline two\n", ["has no command or commit or date column"]),
+    (b'# README\nsome, text, "unbalanced\nmore\n', ["is not a CSV file this tool wrote"]),
+    (b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01" * 50, ["is not a CSV file this tool wrote"]),
+])
+def test_cli_kernels_refuses_a_csv_it_did_not_write(tmp_path, content, words):
+    csv = tmp_path / "fig1_mse.csv"
+    csv.write_bytes(content)
+    res = _invoke("kernels", "mse", *SMALL["mse"], "--out", tmp_path)
+    _one_line_error(res, str(csv), *words, "left it untouched")
+    assert csv.read_bytes() == content
+    assert not (tmp_path / "fig1_mse.png").exists()
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "README", "plot.png"])
+def test_bench_features_needs_a_csv_out(tmp_path, name):
+    out = tmp_path / name
+    out.write_bytes(b"precious")
+    _one_line_error(_invoke("bench", "features", "--out", out), "must end in .csv", str(out))
+    assert out.read_bytes() == b"precious"
+
+
+def test_append_rows_appends_to_its_own_csv_and_refuses_others(tmp_path):
+    from es_compact.results import append_rows, run_metadata
+
+    meta = run_metadata(1.0, command="test")
+    path = tmp_path / "sub" / "rows.csv"
+    append_rows(path, [{"a": 1}], meta)
+    append_rows(path, [{"a": 2, "b": 3}], meta)
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    assert list(df["a"]) == [1, 2] and df["b"].isna().tolist() == [True, False]
+    with pytest.raises(ConfigError, match=r"must end in \.csv, got .*rows\.txt"):
+        append_rows(tmp_path / "rows.txt", [{"a": 1}], meta)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("a,b\n1,2\n")  # a CSV, but not one of ours: no provenance columns
+    with pytest.raises(ConfigError, match="not a CSV file this tool wrote"):
+        append_rows(notes, [{"a": 1}], meta)
+    assert notes.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bias", "--datasets", "wine", "--reps", "2", "--pairs", "0"],
+     "Invalid value for '--pairs': 0 is not in the range x>=1"),
+    (["bias", "--datasets", "wine", "--reps", "2", "--pairs", "-1"],
+     "Invalid value for '--pairs': -1 is not in the range x>=1"),
+    (["mse", "--datasets", "wine", "--reps", "2", "--pairs", "0"],
+     "Invalid value for '--pairs': 0 is not in the range x>=1"),
+    (["gram", "--datasets", "wine", "--reps", "2", "--points", "1"],
+     "Invalid value for '--points': 1 is not in the range x>=2"),
+])
+def test_cli_kernels_bad_sizes_are_one_line_errors(tmp_path, args, message):
+    res = _invoke("kernels", *args, "--out", tmp_path)
+    _one_line_error(res, message)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_kernels_computes_a_name_given_twice_once(tmp_path):
+    res = _invoke("kernels", "mse", "--datasets", "wine,wine", "--estimators", "urn,urn",
+                  "--reps", "2", "--blocks", "1", "--pairs", "2", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "fig1_mse.csv")
+    assert list(zip(df["dataset"], df["estimator"], strict=True)) == [("wine", "urn")]
+    assert res.output.count("wine: 2 repetitions") == 1
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda ex: ex.pointwise_mse("wine", ["urn"], 1, 2, pairs=0), "pairs must be at least 1"),
+    (lambda ex: ex.pointwise_mse("wine", ["urn"], 1, 2, pairs=-1), "pairs must be at least 1"),
+    (lambda ex: ex.bias_vs_rotations("wine", [1], [1], reps=2, pairs=0),
+     "pairs must be at least 1"),
+    (lambda ex: ex.pointwise_mse("wine", ["urn"], 1, reps=2.5), "reps must be an integer"),
+    (lambda ex: ex.pointwise_mse("wine", ["urn"], 1.5, 2), "max_blocks must be an integer"),
+    (lambda ex: ex.pointwise_mse("wine", ["urn"], 1, 2, seed=-1), "seed must be at least 0"),
+    (lambda ex: ex.pointwise_mse("wine", "urn", 1, 2), "list of names, got the string 'urn'"),
+    (lambda ex: ex.gram_error("wine", ["urn"], 1, 2, points=2.5),
+     "points must be an integer, got 2.5"),
+    (lambda ex: ex.gram_error("wine", ["urn"], 1, 2, points=1), "points must be at least 2"),
+    (lambda ex: ex.gram_error("wine", [["urn"]], 1, 2), r"unknown estimator \['urn'\]"),
+])
+def test_kernel_experiments_check_their_arguments(call, match):
+    from es_compact.experiments import kernels as ex
+
+    with pytest.raises(ConfigError, match=match):
+        call(ex)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"estimator": ["urn"]}, r"unknown estimator \['urn'\]"),
+    ({"rng": None}, "rng must be a numpy Generator .* got NoneType"),
+    ({"rng": 3}, "rng must be a numpy Generator .* got int"),
+])
+def test_draw_checks_estimator_and_rng(kwargs, match):
+    args = {"estimator": "urn", "rng": np.random.default_rng(0), **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        RandomFeatures.draw(args["estimator"], 5, 5, args["rng"])
+
+
+@pytest.mark.parametrize("dim", [0, -3, 2.5, "3", True])
+def test_default_rotations_needs_a_positive_integer(dim):
+    with pytest.raises(ConfigError, match="dimension d must be a positive integer"):
+        default_rotations(dim)
+
+
+def test_complex_or_non_numeric_points_are_refused_not_truncated():
+    fm = RandomFeatures.draw("orn", 3, 3, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="X must be real, got complex values"):
+        fm.project(np.ones((2, 3)) + 1j)
+    with pytest.raises(ConfigError, match="X must be an array of real numbers"):
+        fm.project([["a", "b", "c"]])
+    with pytest.raises(ConfigError, match="Y must be real"):
+        exact_kernel("sign", np.ones((2, 3)), np.ones((2, 3), dtype=complex))

@@ -33,16 +33,32 @@ from es_compact.features import (
 )
 
 
-def _check(estimators: Sequence[str], datasets: Sequence[str], reps: int, blocks: int) -> None:
+def _integer(name: str, value, minimum: int | None = None) -> int:
+    # bool is an int to Python but never a count; floats would fail deep inside numpy.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _check(estimators: Sequence[str], datasets: Sequence[str], reps: int, blocks: int,
+           seed: int, **sizes: int) -> None:
+    """ConfigError for any bad argument, before the work; sizes: name=value, each >= 1."""
+    if isinstance(estimators, str):  # "urn" would be read as the names "u", "r", "n"
+        raise ConfigError(f"estimators must be a list of names, got the string {estimators!r}")
     for e in estimators:
-        if e not in ESTIMATORS:
+        if not isinstance(e, str) or e not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {e!r}: use one of {', '.join(ESTIMATORS)}")
     for name in datasets:
         check_name(name)
-    if reps < 2:
+    if _integer("reps", reps) < 2:
         raise ConfigError(f"need at least 2 repetitions for a standard error, got {reps}")
-    if blocks < 1:
+    if _integer("max_blocks", blocks) < 1:
         raise ConfigError(f"number of blocks must be positive, got {blocks}")
+    _integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
+    for name, value in sizes.items():
+        _integer(name, value, 1)
 
 
 def _rng(seed: int, dataset: str, stream: int) -> np.random.Generator:
@@ -70,7 +86,7 @@ def pointwise_mse(dataset: str, estimators: Sequence[str] = tuple(ESTIMATORS),
                   f: str = "sign") -> list[dict]:
     """Figure 1 on one dataset: rows (estimator, blocks, mse, mse_se), the MSE averaged over
     `pairs` random pairs and `reps` independent draws; the standard error is over draws."""
-    _check(estimators, [dataset], reps, max_blocks)
+    _check(estimators, [dataset], reps, max_blocks, seed, pairs=pairs)
     X = load(dataset)
     n, d = X.shape
     i, j = random_pairs(n, pairs, _rng(seed, dataset, 0))
@@ -103,7 +119,9 @@ def gram_error(dataset: str, estimators: Sequence[str] = tuple(ESTIMATORS),
     points (all points when the dataset has fewer), averaged over `reps` draws. The times are per
     draw of all `max_blocks` blocks: drawing W, computing W x for every point (the part the
     estimators differ in), and f(W x) including that."""
-    _check(estimators, [dataset], reps, max_blocks)
+    _check(estimators, [dataset], reps, max_blocks, seed)
+    # One point has no pairs: its Gram matrix is [[1]], estimated exactly by any W.
+    _integer("points", points, 2)
     X = subsample(load(dataset), points, _rng(seed, dataset, 0))
     n, d = X.shape
     K = exact_kernel(f, X)
@@ -150,7 +168,7 @@ def bias_vs_rotations(dataset: str, rotations: Sequence[int] | None = None,
     (K̂ - K)². E[K̂] does not depend on m (K̂ is a mean of identically distributed rows' terms
     within each block), so the bias at m = d is the bias at every m while the MSE falls as 1/m:
     ``bias2_over_mse`` at m = d is the largest share bias takes."""
-    _check(["kama"], [dataset], reps, 1)
+    _check(["kama"], [dataset], reps, 1, seed, pairs=pairs)
     X = load(dataset)
     n, d = X.shape
     if rotations is None:
