@@ -18,6 +18,44 @@ ARS_VARIANTS = ("v1", "v2", "v1t", "v2t")
 EXPLORATION = ("gaussian", "orthogonal", "hadamard")
 OPTIMIZERS = ("adam", "sgd")
 BACKENDS = ("serial", "mp", "ray")
+SECTIONS = ("env", "policy", "strategy", "run")
+
+
+# Every field is checked for its type as well as its range: a TOML file or a caller can hand in
+# anything, and a wrong type must fail here, naming the field, not as a TypeError deep in
+# training (or, worse, work: True is an int to Python and "no" is truthy).
+
+
+def _is_int(v) -> bool:
+    """An integer, not a bool (``directions = true`` is a mistake, not 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        isinstance(v, int) or math.isfinite(v))
+
+
+def _short(v) -> str:
+    """repr of a value for a one-line message, cut short."""
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _check_count(name: str, v, optional: bool = False) -> None:
+    if not (optional and v is None) and not (_is_int(v) and v >= 1):
+        raise ConfigError(f"{name} must be a positive integer, got {_short(v)}")
+
+
+def _check_bool(name: str, v) -> None:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{name} must be true or false, got {_short(v)}")
+
+
+def _check_str(name: str, v, optional: bool = False) -> None:
+    if not (optional and v is None) and not isinstance(v, str):
+        raise ConfigError(f"{name} must be a string, got {_short(v)}")
 
 
 @dataclass(frozen=True)
@@ -49,20 +87,23 @@ class PolicyConfig:
     """Box actions: 'clip' the linear output to the bounds, or 'tanh' to squash it into them."""
 
     def validate(self, known_archs: tuple[str, ...] | None = None) -> PolicyConfig:
+        _check_str("arch", self.arch)
         if known_archs is not None and self.arch not in known_archs:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose from "
                               f"{', '.join(known_archs)}")
         for name in ("hidden", "hidden_layers", "depth", "nonlin_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        rotations = tuple(self.rotations)
-        if not rotations or any(not isinstance(k, int) or k < 1 for k in rotations):
-            raise ConfigError(f"rotations must be positive integers, got {self.rotations!r}")
-        if not 0.0 <= self.slope <= 1.0:
-            raise ConfigError(f"slope must lie in [0, 1], got {self.slope}")
-        if self.bias_std < 0:
-            raise ConfigError(f"bias_std must be >= 0, got {self.bias_std}")
+            _check_count(name, getattr(self, name))
+        rot = self.rotations
+        if not isinstance(rot, (tuple, list)) or not rot or \
+                any(not _is_int(k) or k < 1 for k in rot):
+            raise ConfigError(f"rotations must be positive integers (one, or a list of one per "
+                              f"weight matrix), got {_short(rot)}")
+        if not (_is_real(self.slope) and 0.0 <= self.slope <= 1.0):
+            raise ConfigError(f"slope must lie in [0, 1], got {self.slope!r}")
+        if not (_is_real(self.bias_std) and self.bias_std >= 0):
+            raise ConfigError(f"bias_std must be a finite number >= 0, got {self.bias_std!r}")
+        _check_bool("linear_bias", self.linear_bias)
+        _check_bool("output_bias", self.output_bias)
         if self.squash not in SQUASH_MODES:
             raise ConfigError(f"squash must be one of {SQUASH_MODES}, got {self.squash!r}")
         return self
@@ -84,10 +125,13 @@ class EnvConfig:
     """Episode length limit; None: the environment spec's own limit."""
 
     def validate(self) -> EnvConfig:
+        _check_str("env id", self.id)
         if not self.id:
             raise ConfigError("an environment id is required")
-        if self.max_episode_steps is not None and self.max_episode_steps < 1:
-            raise ConfigError(f"max_episode_steps must be positive, got {self.max_episode_steps}")
+        # A shift of nan or inf turns every training return into nan: θ would be lost.
+        if self.reward_shift is not None and not _is_real(self.reward_shift):
+            raise ConfigError(f"reward_shift must be a finite number, got {self.reward_shift!r}")
+        _check_count("max_episode_steps", self.max_episode_steps, optional=True)
         return self
 
 
@@ -134,18 +178,20 @@ class StrategyConfig:
                               f"{', '.join(OPTIMIZERS)}")
         for name in ("step_size", "noise_std"):
             v = getattr(self, name)
-            if v is not None and not (v > 0 and math.isfinite(v)):
-                raise ConfigError(f"{name} must be positive, got {v}")
-        if self.directions is not None and self.directions < 1:
-            raise ConfigError(f"directions must be a positive integer, got {self.directions}")
-        if self.top is not None and self.top < 1:
-            raise ConfigError(f"top must be a positive integer, got {self.top}")
+            if v is not None and not (_is_real(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        _check_count("directions", self.directions, optional=True)
+        _check_count("top", self.top, optional=True)
         if self.directions is not None and self.top is not None and self.top > self.directions:
             raise ConfigError(f"top ({self.top}) cannot exceed directions ({self.directions})")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.l2_coeff < 0:
-            raise ConfigError(f"l2_coeff must be >= 0, got {self.l2_coeff}")
+        if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
+            raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if not (_is_real(self.l2_coeff) and self.l2_coeff >= 0):
+            raise ConfigError(f"l2_coeff must be a finite number >= 0, got {self.l2_coeff!r}")
+        # Zero would let a constant observation divide 0 by 0.
+        if not (_is_real(self.obs_norm_floor) and self.obs_norm_floor > 0):
+            raise ConfigError(f"obs_norm_floor must be a positive number, got "
+                              f"{self.obs_norm_floor!r}")
         return self
 
     @property
@@ -197,23 +243,32 @@ class RunConfig:
         if self.iterations is None and self.timesteps is None and self.time_limit is None:
             raise ConfigError("give a budget: iterations, timesteps or time_limit")
         for name in ("iterations", "timesteps", "eval_every", "eval_episodes", "workers"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise ConfigError(f"time_limit must be positive, got {self.time_limit}")
-        if not isinstance(self.seed, int) or self.seed < 0:  # numpy's SeedSequence's domain
+            _check_count(name, getattr(self, name), optional=name in ("iterations",
+                                                                       "timesteps", "workers"))
+        # An infinite time limit is no budget; a nan target can never be reached.
+        if self.time_limit is not None and not (_is_real(self.time_limit) and
+                                                self.time_limit > 0):
+            raise ConfigError(f"time_limit must be a positive number of seconds, got "
+                              f"{self.time_limit!r}")
+        if self.target_return is not None and not _is_real(self.target_return):
+            raise ConfigError(f"target_return must be a finite number, got "
+                              f"{self.target_return!r}")
+        if not _is_int(self.seed) or self.seed < 0:  # numpy's SeedSequence's domain
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; choose from "
                               f"{', '.join(BACKENDS)}")
-        if self.noise_table_size < 1000:
-            raise ConfigError(f"noise_table_size must be >= 1000, got {self.noise_table_size}")
-        if not 0 < self.max_failed_fraction <= 1:
-            raise ConfigError("max_failed_fraction must lie in (0, 1]")
-        if not 0 <= self.checkpoint_every_s < math.inf:
+        _check_str("ray_address", self.ray_address, optional=True)
+        _check_bool("ray_dashboard", self.ray_dashboard)
+        if not (_is_int(self.noise_table_size) and self.noise_table_size >= 1000):
+            raise ConfigError(f"noise_table_size must be an integer >= 1000, got "
+                              f"{self.noise_table_size!r}")
+        if not (_is_real(self.max_failed_fraction) and 0 < self.max_failed_fraction <= 1):
+            raise ConfigError(f"max_failed_fraction must lie in (0, 1], got "
+                              f"{self.max_failed_fraction!r}")
+        if not (_is_real(self.checkpoint_every_s) and self.checkpoint_every_s >= 0):
             raise ConfigError(f"checkpoint_every_s must be a finite number >= 0, got "
-                              f"{self.checkpoint_every_s}")
+                              f"{self.checkpoint_every_s!r}")
         return self
 
 
@@ -240,21 +295,38 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """Build from nested dicts (config.json or a TOML file); unknown keys are errors."""
+        """Build from nested dicts (config.json or a TOML file); unknown keys and sections that
+        are not tables are errors. The values are checked by validate()."""
+        classes = {"env": EnvConfig, "policy": PolicyConfig, "strategy": StrategyConfig,
+                   "run": RunConfig}
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration is a table of the sections {', '.join(SECTIONS)}"
+                              f", got {_short(data)}")
+        unknown = sorted(str(k) for k in set(data) - set(SECTIONS))
+        if unknown:
+            # A setting written above every [table] in TOML lands here: say where it belongs.
+            homes = [f"{k} belongs in [{s}]" for k in unknown for s in SECTIONS
+                     if k in {g.name for g in fields(classes[s])}]
+            raise ConfigError(f"unknown config section(s): {', '.join(unknown)}"
+                              + (f" ({'; '.join(homes)})" if homes else ""))
         parts = {}
-        for f in fields(cls):
-            sub_cls = {"env": EnvConfig, "policy": PolicyConfig, "strategy": StrategyConfig,
-                       "run": RunConfig}[f.name]
-            sub = dict(data.get(f.name, {}))
+        for name in SECTIONS:
+            sub_cls = classes[name]
+            sub = data.get(name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"config section {name} must be a table of settings, got "
+                                  f"{_short(sub)}")
+            sub = dict(sub)
             known = {g.name for g in fields(sub_cls)}
             unknown = set(sub) - known
             if unknown:
-                raise ConfigError(f"unknown {f.name} setting(s): {', '.join(sorted(unknown))}")
+                raise ConfigError(f"unknown {name} setting(s): "
+                                  f"{', '.join(sorted(map(str, unknown)))}")
             if "rotations" in sub:
                 rot = sub["rotations"]
-                sub["rotations"] = tuple(rot) if isinstance(rot, (list, tuple)) else (int(rot),)
-            parts[f.name] = sub_cls(**sub)
-        unknown = set(data) - {"env", "policy", "strategy", "run"}
-        if unknown:
-            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+                # One count for every matrix may be written as a bare integer; anything else
+                # that is not a list is left for validate() to name.
+                sub["rotations"] = tuple(rot) if isinstance(rot, (list, tuple)) else (
+                    (rot,) if _is_int(rot) else rot)
+            parts[name] = sub_cls(**sub)
         return cls(**parts)
