@@ -6,14 +6,16 @@ import time
 
 import click
 
-from es_compact.results import append_rows, run_metadata
+from es_compact.results import append_rows, check_csv, check_output_file, run_metadata
 from es_compact_cli.options import SEED
 
 
 @click.command()
 @click.option("--problem", type=click.Choice(["procrustes", "brockett", "target"]),
               default="procrustes", show_default=True, help="benchmark cost")
-@click.option("--dim", type=int, default=16, show_default=True, help="d of SO(d)")
+# d = 1024 is already ~500k pairs per greedy step; far larger d cannot even hold the data.
+@click.option("--dim", type=click.IntRange(max=1024), default=16, show_default=True,
+              help="d of SO(d), at most 1024")
 @click.option("--variant", type=click.Choice(["greedy", "random", "cyclic"]), default="greedy",
               show_default=True, help="pair selection: Algorithm 1 (greedy), random, cyclic")
 @click.option("--max-steps", type=int, default=20000, show_default=True, help="step budget")
@@ -21,8 +23,8 @@ from es_compact_cli.options import SEED
               help="stop when the gain is at most gain_tol (1 + |F|)")
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="seed of the problem data and of the random variant")
-@click.option("--lines", type=int, default=20, show_default=True,
-              help="trace lines to print (log-spaced steps)")
+@click.option("--lines", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="trace lines to print (log-spaced steps), 1 to 10000")
 @click.option("--benchmark", is_flag=True,
               help="instead: run every problem and variant (d = 16) and greedy at d = 64, "
                    "append to results/givens_*.csv and draw results/givens.png")
@@ -36,6 +38,10 @@ def givens(problem, dim, variant, max_steps, gain_tol, seed, lines, benchmark, f
     from es_compact.experiments import givens as gx
 
     if benchmark:
+        # Checked before the benchmarks (minutes): a bad --out-dir fails at once.
+        for kind in ("trace", "summary", "timing"):
+            check_csv(f"{out_dir}/givens_{kind}.csv")
+        check_output_file(f"{out_dir}/givens.png")
         t0 = time.perf_counter()
         out = gx.run_benchmarks(quick=not full, seed=seed,
                                 log=lambda s: click.echo(s, err=True))

@@ -55,9 +55,22 @@ class ObjectiveError(ESCompactError, ValueError):
 # Input checks
 
 
+def _integer(name: str, value, minimum: int | None = None) -> int:
+    # int() would truncate 2.5 and accept '3'; bool is an int to Python but never a count.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_rotation(M: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """M as a float64 (d, d) array, after checking d >= 2, MᵀM = I (max-abs error <= tol) and
     det M = +1."""
+    # NaN compares false with everything, so `err > nan` would accept any matrix.
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+            or not 0 <= tol < np.inf:
+        raise ConfigError(f"tol must be a finite number >= 0, got {tol!r}")
     M = np.array(M, dtype=np.float64)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise ConfigError(f"the start matrix must be square, got shape {M.shape}")
@@ -685,15 +698,16 @@ def minimize(F, M0: np.ndarray | None = None, *, dim: int | None = None,
             dim = getattr(F, "dim", None)
         if dim is None:
             raise ConfigError("give M0 or dim")
-        if int(dim) < 2:
+        if _integer("dim", dim) < 2:
             raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
         M0 = np.eye(int(dim))
     M0 = check_rotation(M0)
     d = M0.shape[0]
-    if dim is not None and int(dim) != d:
+    if dim is not None and _integer("dim", dim, 2) != d:
         raise ConfigError(f"dim = {dim} but M0 is {d} x {d}")
-    if max_steps < 0:
-        raise ConfigError(f"max_steps must be >= 0, got {max_steps}")
+    _integer("max_steps", max_steps, 0)
+    _integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
+    _integer("grid", grid, 3)  # checked here too: line_search sees it only without a degree
     if track_grad is None:
         track_grad = variant == "greedy"
     scorer = as_scorer(F, degree)

@@ -344,3 +344,91 @@ def test_greedy_d64_converges():
     prob = gx.make_problem("procrustes", 64, seed=0)
     res, _ = gx.solve(prob, "greedy", 40000)
     assert abs(prob.rel_gap(prob.objective(res.M))) < 1e-6
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dim": 2.5}, "dim must be an integer, got 2.5"),
+    ({"dim": "3"}, "dim must be an integer, got '3'"),
+    ({"dim": True}, "dim must be an integer, got True"),
+    ({"max_steps": 2.5}, "max_steps must be an integer, got 2.5"),
+    ({"max_steps": None}, "max_steps must be an integer, got None"),
+    ({"max_steps": -1}, "max_steps must be >= 0, got -1"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"seed": 1.5}, "seed must be an integer, got 1.5"),
+    ({"grid": 3.5}, "grid must be an integer, got 3.5"),
+    ({"grid": 2}, "grid must be >= 3, got 2"),
+])
+def test_minimize_checks_its_arguments(kwargs, match):
+    args = {"dim": 3, "degree": 1, "max_steps": 2, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        minimize(lambda M: float(M[0, 0]), **args)
+
+
+@pytest.mark.parametrize("tol", [np.nan, -1.0, np.inf, "1e-9", None])
+def test_check_rotation_needs_a_finite_tolerance(tol):
+    # With tol = nan the orthogonality test `err > tol` was never true: 2 I passed as SO(3).
+    from es_compact.so_d import check_rotation
+
+    with pytest.raises(ConfigError, match="tol must be a finite number >= 0"):
+        check_rotation(2 * np.eye(3), tol=tol)
+
+
+@pytest.mark.parametrize("dim, seed, match", [
+    ("3", 0, "dim must be an integer, got '3'"),
+    (2.5, 0, "dim must be an integer, got 2.5"),
+    (3, -1, "seed must be >= 0, got -1"),
+    (3, 0.5, "seed must be an integer, got 0.5"),
+])
+def test_make_problem_checks_dim_and_seed(dim, seed, match):
+    with pytest.raises(ConfigError, match=match):
+        gx.make_problem("target", dim, seed)
+
+
+def test_thin_steps_checks_points_and_does_not_allocate_them():
+    with pytest.raises(ConfigError, match="points must be at least 1, got 0"):
+        gx.thin_steps(10, 0)
+    with pytest.raises(ConfigError, match="points must be an integer, got 2.5"):
+        gx.thin_steps(10, 2.5)
+    # A billion points are every step, without a billion-element geomspace.
+    np.testing.assert_array_equal(gx.thin_steps(50, 10**9), np.arange(51))
+    np.testing.assert_array_equal(gx.thin_steps(50, 10**9), gx.thin_steps(50, 10**4))
+
+
+@pytest.mark.parametrize("lines", ["-2", "0", "1000000000"])
+def test_cli_lines_out_of_range_is_one_line_error_before_any_output(lines):
+    from es_compact_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["givens", "--dim", "4", "--max-steps", "10", "--lines",
+                                   lines])
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"error: Invalid value for '--lines': {lines} is not in the "
+                                  "range 1<=x<=10000.")
+
+
+def test_cli_huge_dim_is_one_line_error():
+    from es_compact_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["givens", "--dim", "1000000000"])
+    assert res.exit_code == 2
+    assert res.output.strip() == ("error: Invalid value for '--dim': 1000000000 is not in the "
+                                  "range x<=1024.")
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: (tmp / "p.sh", tmp / "p.sh", "is not a directory"),
+    lambda tmp: (tmp / "givens_trace.csv", tmp, "is not a CSV file this tool wrote"),
+])
+def test_cli_benchmark_checks_out_dir_before_running(tmp_path, make):
+    from es_compact_cli.main import cli
+
+    precious, out_dir, words = make(tmp_path)
+    precious.write_bytes(b"precious notes\n")
+    res = CliRunner().invoke(cli, ["givens", "--benchmark", "--out-dir", str(out_dir)])
+    assert res.exit_code == 2
+    # One line, and no "d=16 procrustes ..." progress: the benchmarks did not run.
+    assert res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
+    assert words in res.output
+    assert precious.read_bytes() == b"precious notes\n"
