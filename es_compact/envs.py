@@ -61,10 +61,16 @@ def make_env(env_id: str, **kwargs):
             cls = getattr(module, attr, None)
             if cls is None:
                 raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+            if not callable(cls):
+                raise ConfigError(f"{env_id} is a {type(cls).__name__}, not an environment "
+                                  "class")
             limit = kwargs.pop("max_episode_steps", None)
-            env = cls(**kwargs)
-            if not isinstance(env, gym.Env):
-                raise ConfigError(f"{env_id} did not build a gymnasium.Env")
+            try:
+                env = cls(**kwargs)
+            except Exception as exc:  # the user's constructor: any failure is a bad --env
+                raise ConfigError(f"could not build environment {env_id}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            _check_env(env, env_id)
             if limit is not None:
                 env = gym.wrappers.TimeLimit(env, max_episode_steps=limit)
             return env
@@ -76,6 +82,22 @@ def make_env(env_id: str, **kwargs):
         return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as exc:
         raise ConfigError(f"environment {env_id} needs a missing dependency: {exc}") from exc
+
+
+def _check_env(env, env_id: str) -> None:
+    """ConfigError unless env is a gymnasium.Env with both spaces (gymnasium.Env itself
+    declares them but sets neither) and reset/step: what rollouts use."""
+    import gymnasium as gym
+
+    if not isinstance(env, gym.Env):
+        raise ConfigError(f"{env_id} did not build a gymnasium.Env")
+    for name in ("observation_space", "action_space"):
+        if not isinstance(getattr(env, name, None), gym.spaces.Space):
+            raise ConfigError(f"{env_id} built an environment without a gymnasium "
+                              f"{name}")
+    for name in ("reset", "step"):
+        if not callable(getattr(env, name, None)):
+            raise ConfigError(f"{env_id} built an environment without a {name} method")
 
 
 def env_spaces(env_id: str):

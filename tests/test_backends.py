@@ -360,3 +360,52 @@ def test_ray_dashboard_only_when_asked(tmp_path):
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert bool(summary["dashboard_url"]) is wanted, summary
         assert json.loads((out / "config.json").read_text())["run"]["ray_dashboard"] is wanted
+
+
+def test_mp_backend_refuses_bad_worker_counts_with_a_config_error():
+    # A ConfigError, not a bare ValueError: the CLI shows it as one line.
+    from es_compact.backends.multiprocess import MultiprocessBackend
+
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match=f"workers must be a positive integer, got "
+                                              f"{workers!r}$"):
+            MultiprocessBackend(workers)
+
+
+@pytest.mark.parametrize("env_id, message", [
+    ("os:path", "os:path is a module, not an environment class"),
+    ("os:sep", "os:sep is a str, not an environment class"),
+    ("json:dumps", "could not build environment json:dumps: TypeError: dumps() missing 1 "
+                   "required positional argument: 'obj'"),
+    ("gymnasium:Env", "gymnasium:Env built an environment without a gymnasium "
+                      "observation_space"),
+    ("collections:OrderedDict", "collections:OrderedDict did not build a gymnasium.Env"),
+])
+def test_an_entry_point_that_is_no_environment_is_a_config_error(env_id, message):
+    from click.testing import CliRunner
+
+    from es_compact.envs import env_spaces, make_env
+    from es_compact_cli.main import cli
+
+    for build in (make_env, env_spaces):
+        with pytest.raises(ConfigError) as info:
+            build(env_id)
+        assert str(info.value) == message
+    res = CliRunner().invoke(cli, ["params", "--env", env_id])
+    assert res.exit_code == 2 and res.output == f"error: {message}\n"
+
+
+def test_an_entry_point_environment_still_builds(monkeypatch):
+    from es_compact.envs import make_env
+
+    monkeypatch.syspath_prepend(str(HERE))
+    env = make_env("misbehaving_env:FlakyPendulum", max_episode_steps=7)
+    assert env.observation_space.shape == (4,)
+    env.reset(seed=1)
+    steps = 0
+    truncated = terminated = False
+    while not (truncated or terminated):
+        _, _, terminated, truncated, _ = env.step(np.zeros(1))
+        steps += 1
+    assert steps == 7
+    env.close()

@@ -29,7 +29,7 @@ import numpy as np
 
 from es_compact.backends.base import Backend, split_tasks
 from es_compact.config import TrainConfig
-from es_compact.errors import ESCompactError
+from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,10 @@ class MultiprocessBackend(Backend):
     name = "mp"
 
     def __init__(self, workers: int = 2):
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
+        # ConfigError, like RunConfig's check: the CLI shows it as one line, before any work.
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) \
+                or workers < 1:
+            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         self.n_workers = workers
         self.workers: list[_Worker] = []
         self.shm: shared_memory.SharedMemory | None = None
