@@ -26,7 +26,8 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--episodes", type=int, default=10, show_default=True)
+# The cap keeps a typo like 10**20 from hanging in building the list of episode seeds.
+@click.option("--episodes", type=click.IntRange(1, 1_000_000), default=10, show_default=True)
 @click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--seed", type=SEED, help="seed of the episodes' environment seeds [the run's]")
 @click.option("--video", type=click.Path(dir_okay=False),
@@ -40,9 +41,10 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
     episodes are those the trainer evaluated at that checkpoint.
     """
     from es_compact.evaluate import episode_seeds, evaluate, load_run
+    from es_compact.video import check_video_path
 
-    if video:
-        _refuse_existing(Path(video), overwrite)
+    if video is not None:  # before the episodes, which may take minutes: "" is a bad path too
+        _refuse_existing(check_video_path(video), overwrite)
     run = load_run(run_dir, name)
     res = evaluate(run, episodes, seed)
     rets = res["returns"]
@@ -52,7 +54,7 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
                "return_std": float(rets.std()) if rets.size else None,
                "returns": rets.tolist(), "steps": res["steps"].tolist(),
                "failed": res["failed"]}
-    if video:
+    if video is not None:
         from es_compact.video import record
 
         click.echo(f"recording episode 0 to {video} ...", err=True)
@@ -90,6 +92,8 @@ def plot(run_dirs, out, column, title, overwrite):
 
     out = Path(out)
     _refuse_existing(out, overwrite)
+    # A run given twice (R R, or R and ./R) would count as two seeds of its label.
+    run_dirs = list({Path(d).resolve(): d for d in run_dirs}.values())
     check_plot_inputs(run_dirs, out, column)
     plot_runs(run_dirs, out, column, title)
     for label, (_, mean, std, n) in curves(run_dirs, column).items():

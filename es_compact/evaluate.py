@@ -77,8 +77,21 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
     return LoadedRun(run_dir, name, config, policy, theta, mean, std, meta)
 
 
+def _check_count_and_seed(episodes, seed) -> None:
+    # bool is an int to Python but never a count; 2.5 or '3' would fail deep in numpy or the
+    # loop, and SeedSequence takes non-negative integers only.
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)):
+        raise ConfigError(f"episodes must be an integer, got {episodes!r}")
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be positive, got {episodes}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}")
+
+
 def episode_seeds(run: LoadedRun, episodes: int, seed: int | None = None) -> list[int]:
     """Environment seeds of evaluation episodes 0..episodes-1 (seed defaults to the run's)."""
+    _check_count_and_seed(episodes, seed)
     s = run.config.run.seed if seed is None else seed
     return [env_seed(s, run.iteration, e, EVAL) for e in range(episodes)]
 
@@ -92,8 +105,7 @@ def eval_worker(run: LoadedRun) -> RolloutWorker:
 
 def evaluate(run: LoadedRun, episodes: int = 10, seed: int | None = None) -> dict:
     """Run noiseless episodes; returns {returns, steps, failed, seeds} (returns unshifted)."""
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be positive, got {episodes}")
+    _check_count_and_seed(episodes, seed)
     worker = eval_worker(run)
     actor = run.policy.actor(run.theta, run.obs_mean, run.obs_std)
     returns, steps, failed = [], [], []

@@ -27,6 +27,7 @@ import numpy as np
 
 from es_compact.errors import ConfigError
 from es_compact.evaluate import LoadedRun
+from es_compact.results import check_output_dir
 
 FORMAT = "es-compact-policy/1"
 RUNNER_NAME = "policy_runner.py"
@@ -148,12 +149,16 @@ def export(run: LoadedRun, out: str | Path, overwrite: bool = False) -> tuple[Pa
         raise ConfigError(f"{out} is a directory")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; use --overwrite to replace it")
+    if runner.is_dir():
+        raise ConfigError(f"{runner} is a directory")
     if runner.exists() and runner.read_text() != STANDALONE_SOURCE and not overwrite:
         raise ConfigError(f"{runner} already exists with other content; use --overwrite")
     arrays = policy_arrays(run)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Names the file in the way ("x is not a directory"), where mkdir would raise a bare
+    # FileExistsError about it.
+    check_output_dir(out.parent)
     for path, data in ((out, buf.getvalue()), (runner, STANDALONE_SOURCE.encode())):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from es_compact.errors import ESCompactError
+from es_compact.errors import ConfigError, ESCompactError
 
 HEADLESS_BACKENDS = ("egl", "osmesa")
 GL_UNAVAILABLE = 3
@@ -38,14 +38,42 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+def _failure_line(text: str) -> str:
+    """The line of a failed child's stderr that says what went wrong. imageio ends its ffmpeg
+    errors with the command and an 'FFMPEG STDERR OUTPUT:' header that is empty when ffmpeg
+    wrote to the inherited stderr itself: then ffmpeg's own last line, printed before the
+    Python error (a bare 'Broken pipe'), is the one that names the cause."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if "FFMPEG COMMAND:" in lines:
+        at = lines.index("FFMPEG COMMAND:")
+        captured = lines[lines.index("FFMPEG STDERR OUTPUT:") + 1:] \
+            if "FFMPEG STDERR OUTPUT:" in lines else []
+        own = lines[:at - 1]  # lines[at - 1] is the Python error that carries the block
+        if captured or own:
+            return (captured or own)[-1]
+    return _last_line(text)
+
+
+def check_video_path(out: str | Path) -> Path:
+    """OUT as a Path after checking it names an .mp4 file in a directory that exists (it is
+    created if missing) and can be written: before any episode runs, so a bad path costs
+    nothing."""
+    from es_compact.results import check_output_file
+
+    if not str(out):
+        raise ConfigError("the video path is empty: give a file name ending in .mp4")
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise ConfigError(f"the video path must end in .mp4, got {out}")
+    return check_output_file(out)
+
+
 def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
            timeout: float = 600.0) -> dict:
     """Render one noiseless episode of checkpoint NAME into OUT (.mp4).
 
     Returns {frames, steps, return, backend, width, height, fps}."""
-    out = Path(out)
-    if out.suffix.lower() != ".mp4":
-        raise RenderError(f"the video path must end in .mp4, got {out}")
+    out = check_video_path(out)
     if importlib.util.find_spec("imageio_ffmpeg") is None:
         raise RenderError("writing mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg")
     user = os.environ.get("MUJOCO_GL")
@@ -64,7 +92,7 @@ def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
         if proc.returncode == 0:
             return {**json.loads(_last_line(proc.stdout)), "backend": backend}
         if proc.returncode != GL_UNAVAILABLE:
-            raise RenderError(f"recording failed: {_last_line(proc.stderr)}")
+            raise RenderError(f"recording failed: {_failure_line(proc.stderr)}")
         failures.append(f"{backend}: {_last_line(proc.stderr)}")
     chosen = f"MUJOCO_GL={user} cannot render" if user else "neither EGL nor OSMesa can render"
     raise RenderError(f"{chosen} ({'; '.join(failures)}); {INSTALL_HINT}")

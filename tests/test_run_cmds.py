@@ -271,3 +271,90 @@ def test_output_path_the_filesystem_refuses_is_one_line_error(tmp_path, command)
     last = res.output.strip().splitlines()[-1]
     assert last.startswith(f"error: Not a directory: {blocked}/"), last
     assert blocked.read_bytes() == b"precious"
+
+
+# bad input found before the work ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """One tiny serial run, for the tests below that need a run but not every architecture."""
+    import dataclasses
+
+    cfg = config()
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, backend="serial"))
+    run_dir = tmp_path_factory.mktemp("one") / "run"
+    Trainer(cfg, run_dir).run()
+    return run_dir
+
+
+@pytest.mark.parametrize("video, words", [
+    ("{tmp}/p.sh/x.mp4", ["p.sh is not a directory"]),
+    ("/proc/x.mp4", ["cannot write under /proc"]),
+    ("", ["the video path is empty"]),
+    ("{tmp}/v.avi", ["the video path must end in .mp4"]),
+])
+def test_eval_video_path_is_checked_before_the_episodes(one_run, tmp_path, video, words):
+    (tmp_path / "p.sh").write_bytes(b"precious")
+    res = invoke("eval", one_run, "--episodes", 2, "--video", video.format(tmp=tmp_path))
+    one_line_error(res, *words)  # one line: no "recording episode 0" and no return printed
+    assert (tmp_path / "p.sh").read_bytes() == b"precious"
+
+
+def test_eval_with_more_episodes_than_could_ever_run_is_one_line_error(one_run):
+    res = invoke("eval", one_run, "--episodes", 10**20)
+    one_line_error(res, "Invalid value for '--episodes'", "1<=x<=1000000")
+
+
+@pytest.mark.parametrize("episodes, seed, match", [
+    (2.5, None, "episodes must be an integer, got 2.5"),
+    ("3", None, "episodes must be an integer, got '3'"),
+    (None, None, "episodes must be an integer, got None"),
+    (0, None, "--episodes must be positive, got 0"),
+    (1, -1, "seed must be None or an integer >= 0, got -1"),
+    (1, 2.5, "seed must be None or an integer >= 0, got 2.5"),
+])
+def test_evaluate_checks_episodes_and_seed(one_run, episodes, seed, match):
+    from es_compact.errors import ConfigError
+    from es_compact.evaluate import evaluate
+
+    with pytest.raises(ConfigError, match=match):
+        evaluate(load_run(one_run), episodes, seed)
+
+
+def test_export_under_a_file_names_the_file(one_run, tmp_path):
+    from es_compact.errors import ConfigError
+    from es_compact.export import export
+
+    blocked = tmp_path / "p.sh"
+    blocked.write_bytes(b"precious")
+    with pytest.raises(ConfigError, match=f"cannot write under {blocked}: {blocked} is not a "
+                                          "directory"):
+        export(load_run(one_run), blocked / "x.npz")
+    one_line_error(invoke("export", one_run, "-o", blocked / "x.npz"), "is not a directory")
+    assert blocked.read_bytes() == b"precious"
+
+
+def test_plot_counts_a_run_given_twice_once(one_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(one_run.parent)
+    res = invoke("plot", one_run, one_run, "run", "./run/", "-o", tmp_path / "c.png")
+    assert res.exit_code == 0, res.output
+    assert "kama / ars: 1 run, final" in res.output and "±" not in res.output
+
+
+def test_a_failed_recording_says_why(one_run, tmp_path):
+    """The child's real ffmpeg failure: the error line is ffmpeg's, not imageio's header."""
+    from es_compact.video import _failure_line
+
+    why = gl_works("egl")
+    if why:
+        pytest.skip(f"MuJoCo cannot open an egl context here ({why})")
+    blocked = tmp_path / "p.sh"
+    blocked.write_bytes(b"precious")
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    p = subprocess.run([sys.executable, "-m", "es_compact.video", str(one_run), "best",
+                        str(blocked / "x.mp4"), "1"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "FFMPEG STDERR OUTPUT:" in p.stderr  # imageio's block the old message ended on
+    assert _failure_line(p.stderr) == "Error opening output files: Not a directory"
