@@ -254,6 +254,9 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, prog
     from es_compact.config import PolicyConfig
     from es_compact.policies import ARCHITECTURES
 
+    # An --arch given twice would name the same runs twice (run_specs refuses that; --report
+    # would collect them twice): keep each once, in the order given.
+    archs = tuple(dict.fromkeys(archs))
     for arch in archs:
         PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -452,3 +452,25 @@ def test_commit_is_dirty_for_code_changes_not_for_regenerated_results(tmp_path):
     (tmp_path / "code.py").write_text("a = 2\n")
     assert git_commit(tmp_path) == clean + "+dirty"
     assert git_commit(tmp_path / "sub") == clean + "+dirty"  # from a subdirectory too
+
+
+def test_presets_counts_an_arch_given_twice_once(tmp_path, monkeypatch):
+    from es_compact.experiments import preset_search as ex
+    from es_compact.presets import DEFAULT
+
+    env_id = "InvertedDoublePendulum-v4"
+    monkeypatch.setitem(ex.CANDIDATES, env_id, {"A": DEFAULT})
+    monkeypatch.setitem(ex.BUDGETS, env_id, (200, 1))
+    args = ["experiment", "presets", "--seeds", "1", "--out", str(tmp_path / "out"),
+            "--runs", str(tmp_path / "runs"), "--backend", "serial"]
+    # --report before any training: the message counts the planned runs.
+    once = CliRunner().invoke(cli, [*args, "--arch", "linear", "--report"])
+    twice = CliRunner().invoke(cli, [*args, "--arch", "linear", "--arch", "linear", "--report"])
+    assert once.exit_code == twice.exit_code == 2
+    assert twice.output == once.output == (f"error: none of the 1 runs under {tmp_path}/runs/"
+                                           "presets has finished yet\n")
+    # Training: each run once (run_specs refuses a name given twice).
+    res = CliRunner().invoke(cli, [*args, "--arch", "linear", "--arch", "linear"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "out" / "presets_inverted_double_pendulum.csv")
+    assert list(df["arch"]) == ["linear"]
