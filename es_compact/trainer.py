@@ -49,13 +49,31 @@ class TrainingError(ESCompactError):
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The validated configuration stored in a run directory; ConfigError naming the file
+    when it is missing, unreadable or not a configuration."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise ConfigError(f"{run_dir} holds no run (no config.json)")
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))).validate()
+    except (ValueError, TypeError) as exc:  # JSON, UTF-8 and ConfigError are ValueErrors
         raise ConfigError(f"{path} is not a valid run configuration: {exc}") from None
+
+
+def is_run(run_dir: str | Path) -> bool:
+    """Whether run_dir holds a run: a config.json that is a valid configuration. Only a run's
+    files are ever replaced or deleted; any other directory is the user's."""
+    try:
+        load_run_config(run_dir)
+    except ConfigError:
+        return False
+    return True
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether a run has trained anything: a 'latest' checkpoint to resume from. A run stopped
+    inside its first iteration has only its config.json, and starts afresh."""
+    return (Path(run_dir) / "checkpoints" / "latest.json").exists()
 
 
 def _fmt(x) -> str:
@@ -99,8 +117,11 @@ def run_lock(run_dir: Path):
 
 
 class Trainer:
-    """Train one policy. mode: 'new' (refuses a directory holding a run), 'overwrite' or
-    'resume' (continue from checkpoints/latest with this config's budget)."""
+    """Train one policy. mode: 'new' (refuses a directory holding a trained run), 'overwrite'
+    (replaces a run's files) or 'resume' (continue from checkpoints/latest with this config's
+    budget). A run that trained nothing (no checkpoint) starts afresh in every mode; a
+    non-empty directory that is not a run is refused in every mode, and nothing in it is
+    touched."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, mode: str = "new",
                  backend: Backend | None = None):
@@ -110,12 +131,44 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.mode = mode
         self._backend = backend
+        self._policy = None  # built by check()
 
     # Set-up -----------------------------------------------------------------------------------
 
-    def _prepare_dir(self) -> None:
-        d = self.run_dir  # run() checked it is a directory, holding a run if resumed
-        holds_run = (d / "config.json").exists()
+    def check(self) -> None:
+        """Everything that can be checked before anything is written: the run directory suits
+        the mode, and the environment and the policy can be built. run() calls it first, so a
+        mistyped environment or a directory of someone else's files leaves no trace; call it
+        yourself to learn of those before announcing a run."""
+        d = self.run_dir
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"{d} exists and is not a directory")
+        if self.mode == "resume":
+            if not (d / "config.json").exists():
+                raise ConfigError(f"cannot resume: {d} holds no run")
+            load_run_config(d)  # names the file when it is not a configuration
+        else:
+            self._check_not_foreign(d)
+        if self._policy is None:
+            obs_space, act_space = env_spaces(self.config.env.id)
+            self._policy = make_policy(self.config.policy, obs_space, act_space,
+                                       seed=self.config.run.seed)
+
+    @staticmethod
+    def _check_not_foreign(d: Path) -> None:
+        """Refuse a non-empty directory that is not a run: its files are not ours to write
+        over or delete, --overwrite or not. (A .lock alone is what a run stopped before
+        writing its config.json leaves.)"""
+        if d.is_dir() and not is_run(d) and any(p.name != ".lock" for p in d.iterdir()):
+            why = ("its config.json is not a run configuration" if (d / "config.json").exists()
+                   else "it has no config.json")
+            raise ConfigError(f"{d} is not empty and holds no run ({why}); choose another "
+                              "directory for the run, or empty this one")
+
+    def _prepare_dir(self) -> bool:
+        """Make the run directory ready under the lock; True when training continues from its
+        checkpoint."""
+        d = self.run_dir
         if self.mode == "resume":
             stored = load_run_config(d)
             for what, a, b in (("environment", stored.env.id, self.config.env.id),
@@ -127,23 +180,35 @@ class Trainer:
                     stored.run.seed != self.config.run.seed:
                 raise ConfigError(f"cannot resume: the configuration differs from {d}/config.json "
                                   "beyond the budget")
-            return
-        if holds_run or (d / "progress.csv").exists():
-            if self.mode != "overwrite":
+            if has_checkpoint(d):
+                return True
+            # Stopped inside its first iteration: nothing to continue, so start it afresh.
+            self._clear_run_files(d)
+            return False
+        self._check_not_foreign(d)  # again: the directory may have changed since check()
+        if is_run(d):
+            # A run without a checkpoint trained nothing, so starting it again loses nothing;
+            # refusing would leave a directory that can be neither resumed nor rerun.
+            if self.mode != "overwrite" and has_checkpoint(d):
                 raise ConfigError(f"{d} already holds a run; use --resume to continue it or "
                                   "--overwrite to replace it")
-            for name in RUN_FILES:
-                p = d / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+            self._clear_run_files(d)
         d.mkdir(parents=True, exist_ok=True)
+        return False
+
+    @staticmethod
+    def _clear_run_files(d: Path) -> None:
+        """Delete a run's own files (never anything else the directory holds)."""
+        for name in RUN_FILES:
+            p = d / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
 
     def _setup(self, backend: Backend):
         cfg = self.config
-        obs_space, act_space = env_spaces(cfg.env.id)
-        self.policy = make_policy(cfg.policy, obs_space, act_space, seed=cfg.run.seed)
+        self.policy = self._policy
         self.table = None
         if cfg.strategy.exploration == "gaussian":
             size = cfg.run.noise_table_size
@@ -319,16 +384,12 @@ class Trainer:
     def run(self, on_iteration: Callable[[dict, dict], None] | None = None) -> dict:
         """Train until the budget is spent. on_iteration(row, info) is called after each
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
-        # Checked before taking the lock, which creates the directory.
-        if self.mode == "resume" and not (self.run_dir / "config.json").exists():
-            raise ConfigError(f"cannot resume: {self.run_dir} holds no run")
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ConfigError(f"{self.run_dir} exists and is not a directory")
+        self.check()  # before taking the lock, which creates the directory
         with run_lock(self.run_dir):
             return self._run_locked(on_iteration)
 
     def _run_locked(self, on_iteration) -> dict:
-        self._prepare_dir()
+        restore = self._prepare_dir()
         self._t0 = time.perf_counter()
         self.backend = self._backend or make_backend(self.config.run.backend,
                                                      self.config.run.workers,
@@ -336,7 +397,7 @@ class Trainer:
                                                      dashboard=self.config.run.ray_dashboard)
         try:
             self._setup(self.backend)
-            if self.mode == "resume":
+            if restore:
                 self._restore()
             # Fully resolved, every default written out (on resume: with the new budget).
             checkpoint.atomic_write_text(self.run_dir / "config.json",
