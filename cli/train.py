@@ -1,7 +1,8 @@
 """`es-compact train`: build a TrainConfig from defaults < --config FILE.toml < flags, and run it.
 
 Only flags given on the command line override the file (and, with --resume, the stored
-config.json); a resumed run may change its budget and workers, nothing that shapes θ.
+config.json); a resumed run may change its budget and workers, nothing that shapes θ, and
+takes neither --config nor another --out.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,9 +60,19 @@ def read_toml(path: str) -> dict:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:  # TOML is UTF-8 by definition (a UTF-16 file from an editor)
+        raise ConfigError(f"config file {path} is not UTF-8 text, which TOML requires") from None
 
 
-def build_config(ctx: click.Context, kw: dict, base: dict | None) -> TrainConfig:
+def build_config(ctx: click.Context, kw: dict, base: dict | None,
+                 source: str | None = None) -> TrainConfig:
+    """base (a TOML file's tables or a stored config.json) overridden by the flags given;
+    source names the file in an error about its structure."""
+    if base is not None:
+        try:  # tables and setting names only; the values are validated once flags are in
+            TrainConfig.from_dict(base)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     data = {s: dict(v) for s, v in (base or {}).items()}
     given = {k for k in FIELDS if k in kw and
              ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
@@ -147,29 +159,41 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
     the run directory. Ctrl-C stops after writing a checkpoint; --resume continues exactly.
     """
-    from es_compact.trainer import Trainer, TrainingError, load_run_config
+    from es_compact.trainer import Trainer, TrainingError, has_checkpoint, load_run_config
 
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     if resume:
         base = load_run_config(resume).to_dict()
         run_dir, mode = Path(resume), "resume"
+        # A resumed run keeps its directory and its stored settings; an option that would be
+        # silently ignored is refused instead (budget, workers and backend flags do apply).
+        if config_file:
+            raise ConfigError(f"--config cannot be combined with --resume: the run continues "
+                              f"with {run_dir / 'config.json'}; give a new budget as flags "
+                              "(--iterations, --timesteps, --time-limit)")
+        if out and Path(out).resolve() != run_dir.resolve():
+            raise ConfigError("--out cannot be combined with --resume: a run continues in its "
+                              "own directory (copy it first to continue it elsewhere)")
     else:
         base = read_toml(config_file) if config_file else None
         mode = "overwrite" if overwrite else "new"
-    config = build_config(ctx, kw, base)
+    config = build_config(ctx, kw, base, source=None if resume else
+                          f"config file {config_file}")
     if not resume:
         run_dir = Path(out) if out else Path("runs") / (
             f"{config.env.id.replace(':', '_').replace('/', '_')}_{config.policy.arch}"
             f"_seed{config.run.seed}")
     trainer = Trainer(config, run_dir, mode=mode)
+    trainer.check()  # a mistyped env or an unusable --out fails before the banner, writing nothing
     c = trainer.config
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
                    "cores and each run slower", err=True)
     flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
-    click.echo(f"{'resuming' if resume else 'training'} {c.policy.arch} on {c.env.id} with "
+    resuming = resume and has_checkpoint(run_dir)  # else nothing was trained: start afresh
+    click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
                f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "
                f"b={c.strategy.top}, α={c.strategy.step_size}, ν={c.strategy.noise_std}) "
                f"-> {run_dir}", err=True)
@@ -177,8 +201,12 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         summary = trainer.run(None if quiet else
                               lambda row, info: click.echo(progress_line(row, info), err=True))
     except KeyboardInterrupt:
-        click.echo(f"interrupted; the last checkpoint is in {run_dir}/checkpoints; continue "
-                   f"with: es-compact train --resume {run_dir}", err=True)
+        if has_checkpoint(run_dir):
+            click.echo(f"interrupted; the last checkpoint is in {run_dir}/checkpoints; continue "
+                       f"with: es-compact train --resume {shlex.quote(str(run_dir))}", err=True)
+        else:
+            click.echo("interrupted before the first iteration finished: nothing was trained; "
+                       "run the same command again to start afresh", err=True)
         sys.exit(130)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
@@ -189,4 +217,6 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
             plot_runs([run_dir], run_dir / "plot.png", title=f"{c.env.id} {c.policy.arch}")
         except ConfigError:
             pass  # no evaluation yet: nothing to plot
-    click.echo(json.dumps(summary))
+    # Strict JSON: no evaluation yet leaves best_eval -inf and last_eval nan, printed as null.
+    click.echo(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                           for k, v in summary.items()}))
