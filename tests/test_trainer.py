@@ -4,8 +4,13 @@ checkpoints, the CLI (click runner and a real subprocess) and its one-line error
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -173,6 +178,12 @@ def test_cli_train_resume_and_toml(tmp_path):
     (["--resume", "/nonexistent/run"], "holds no run"),
     (["--config", "/nonexistent.toml"], "cannot read config file"),
     (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    # Non-finite numbers would start a run whose θ turns into nan, or that never stops.
+    (["--reward-shift", "nan"], "reward_shift must be a finite number, got nan"),
+    (["--reward-shift", "-inf"], "reward_shift must be a finite number, got -inf"),
+    (["--algo", "es", "--l2-coeff", "nan"], "l2_coeff must be a finite number >= 0, got nan"),
+    (["--target-return", "nan"], "target_return must be a finite number, got nan"),
+    (["--time-limit", "inf"], "time_limit must be a positive number of seconds, got inf"),
 ])
 def test_cli_bad_input_one_line(tmp_path, args, message):
     base = ["train", "--iterations", "1", "--backend", "serial", "--noise-table-size", "100000",
@@ -183,9 +194,21 @@ def test_cli_bad_input_one_line(tmp_path, args, message):
         assert res.exit_code == 0, res.output
         return
     assert res.exit_code == 2, res.output
-    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], res.output
-    assert "Traceback" not in res.output
+    # One line and nothing written: no banner announcing a run, no run directory.
+    assert len(res.output.splitlines()) == 1, res.output
+    assert res.output.startswith("error:") and message in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_a_mistyped_env_creates_no_run_directory(tmp_path):
+    """The default run directory is named after the env id; a bad id must not leave an empty
+    runs/.._.._x_kama_seed0/ (with a .lock) behind."""
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
+        res = runner.invoke(cli, ["train", "--env", "../../x", "--backend", "serial"])
+        assert res.exit_code == 2
+        assert res.output == "error: unknown environment id '../../x'\n"
+        assert list(Path(cwd).iterdir()) == []
 
 
 def test_cli_real_subprocess_default_mp_backend(tmp_path):
@@ -322,3 +345,125 @@ def test_checkpoints_of_the_earlier_layout_load_and_are_replaced(tmp_path):
     checkpoint.save(d, "best", {"theta": np.zeros(2)}, {"iteration": 10})
     assert not (d / "best.npz").exists()
     assert checkpoint.load(d, "best")[0]["theta"].tolist() == [0.0, 0.0]
+
+
+# Directories that are not runs, runs that trained nothing, and what the CLI promises ---------
+
+
+def _contents(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() if p.is_file() else None
+            for p in sorted(d.rglob("*"))}
+
+
+@pytest.mark.parametrize("mode", ["new", "overwrite"])
+@pytest.mark.parametrize("files,why", [
+    ({"plot.png": b"my plot", "final_eval.json": b"{}"}, "it has no config.json"),
+    ({"config.json": b'{"name": "my web app"}', "checkpoints/model.bin": b"weights",
+      "progress.csv": b"a,b\n"}, "its config.json is not a run configuration"),
+])
+def test_a_directory_that_is_not_a_run_is_never_written_or_deleted(tmp_path, mode, files, why):
+    """A directory is a run only if its config.json is a run configuration; a new run refuses
+    any other non-empty directory, and --overwrite never deletes from one."""
+    d = tmp_path / "mine"
+    for name, content in files.items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(content)
+    before = _contents(d)
+    with pytest.raises(ConfigError) as exc:
+        Trainer(config(1), d, mode=mode).run()
+    assert str(exc.value) == (f"{d} is not empty and holds no run ({why}); choose another "
+                              "directory for the run, or empty this one")
+    assert _contents(d) == before  # not even a .lock
+
+
+def test_an_empty_existing_directory_is_used(tmp_path):
+    (tmp_path / "r").mkdir()
+    assert Trainer(config(1), tmp_path / "r").run()["iterations"] == 1
+
+
+def test_a_run_stopped_inside_its_first_iteration_starts_afresh(tmp_path):
+    """Ctrl-C (or SIGTERM) before the first iteration finished leaves a config.json and no
+    checkpoint. Nothing was trained, so the CLI promises no checkpoint, and both the same
+    command and --resume start the run from scratch instead of refusing it."""
+    # Pendulum never terminates early: the first iteration takes long enough (~0.5 s) for the
+    # interrupt, sent as soon as config.json is written, to land inside it. (Not a MuJoCo env:
+    # an interrupt landing in MuJoCo's warning callback while a model loads aborts Python.)
+    args = ["train", "--env", "Pendulum-v1", "--arch", "linear", "--iterations", "1",
+            "--directions", "4", "--max-episode-steps", "1000", "--eval-episodes", "1",
+            "--backend", "serial", "--noise-table-size", "100000", "--quiet", "--no-plot"]
+    runner = CliRunner()
+
+    def interrupted(run: Path):
+        def ctrl_c():
+            deadline = time.monotonic() + 120
+            while not (run / "config.json").exists():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.002)
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+        t = threading.Thread(target=ctrl_c, daemon=True)
+        t.start()
+        res = runner.invoke(cli, args + ["--out", str(run)])
+        t.join()
+        assert res.exit_code == 130, res.output
+        assert res.output.splitlines()[-1] == (
+            "interrupted before the first iteration finished: nothing was trained; run the "
+            "same command again to start afresh")
+        assert sorted(p.name for p in run.iterdir()) == [".lock", "config.json"]
+
+    rerun, resumed = tmp_path / "rerun", tmp_path / "resumed"
+    interrupted(rerun)
+    res = runner.invoke(cli, args + ["--out", str(rerun)])
+    assert res.exit_code == 0, res.output
+    interrupted(resumed)
+    res = runner.invoke(cli, ["train", "--resume", str(resumed), "--quiet", "--no-plot"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("training linear on Pendulum-v1")  # not "resuming"
+    (ta, ma, ra), (tb, mb, rb) = result(rerun), result(resumed)
+    np.testing.assert_array_equal(ta["theta"], tb["theta"])  # both from scratch, same seed
+    pd.testing.assert_frame_equal(ra, rb)
+    assert ma["iteration"] == mb["iteration"] == 1
+
+
+def test_trainer_restarts_a_run_without_checkpoint_and_keeps_other_files(tmp_path):
+    """The API under the CLI: a run directory with a config.json and no checkpoint is started
+    afresh in mode 'new' and 'resume'; the user's own files beside it stay."""
+    for mode in ("new", "resume"):
+        d = tmp_path / mode
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(config(1).to_dict()))
+        (d / "notes.txt").write_text("mine")
+        assert Trainer(config(1), d, mode=mode).run()["iterations"] == 1
+        assert _latest_iteration(d) == 1 and (d / "notes.txt").read_text() == "mine"
+
+
+def test_cli_summary_is_strict_json_and_resume_refuses_options_it_would_ignore(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    res = CliRunner().invoke(
+        cli, CLI_ARGS + ["--iterations", "1", "--eval-every", "5", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    summary = json.loads(res.stdout.splitlines()[-1], parse_constant=no_constants)
+    assert summary["best_eval"] is None and summary["last_eval"] is None  # no evaluation yet
+    assert summary["iterations"] == 1 and isinstance(summary["final_eval"], float)
+    before = _contents(run)
+    toml = tmp_path / "c.toml"
+    toml.write_text("[run]\niterations = 3\n")
+    for extra, message in (
+            (["--out", str(elsewhere)], "error: --out cannot be combined with --resume: a run "
+             "continues in its own directory (copy it first to continue it elsewhere)"),
+            (["--config", str(toml)], f"error: --config cannot be combined with --resume: the "
+             f"run continues with {run}/config.json; give a new budget as flags (--iterations, "
+             "--timesteps, --time-limit)")):
+        res = CliRunner().invoke(cli, ["train", "--resume", str(run), "--iterations", "2",
+                                       *extra])
+        assert res.exit_code == 2 and res.output == message + "\n"
+    assert _contents(run) == before and not elsewhere.exists()
+    res = CliRunner().invoke(cli, ["train", "--resume", str(run), "--out", str(run),
+                                   "--iterations", "2", "--no-plot"])
+    assert res.exit_code == 0, res.output
+    assert _latest_iteration(run) == 2
