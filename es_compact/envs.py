@@ -5,9 +5,12 @@ This is the only module that creates environments; rollouts step what it returns
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import logging
+import signal
+import threading
 import warnings
 
 from es_compact.errors import ConfigError
@@ -46,7 +49,39 @@ def known_env_ids() -> list[str]:
 def make_env(env_id: str, **kwargs):
     """A gymnasium environment from a registered id or a ``module:Class`` entry point.
 
-    Raises ConfigError naming close ids when the id is unknown."""
+    Raises ConfigError naming close ids when the id is unknown. Ctrl-C or SIGTERM during the
+    build takes effect when the build returns (see :func:`signals_deferred`)."""
+    with signals_deferred():
+        return _make_env(env_id, **kwargs)
+
+
+@contextlib.contextmanager
+def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold SIGINT and SIGTERM while MuJoCo loads a model, then act on them.
+
+    MuJoCo calls our Python warning callback (_mujoco_warning) from C++ while loading a v4
+    model; a KeyboardInterrupt raised there cannot unwind through MuJoCo and the process
+    aborts ("Fatal Python error: Aborted") instead of stopping cleanly. Inside this block the
+    handlers only record a signal; on leaving it the original handler runs. Signal handlers
+    can be replaced only in the main thread; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in signums}
+    for s in signums:
+        if callable(previous[s]):  # SIG_IGN / SIG_DFL stay as they are
+            signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(caught):
+            previous[s](s, None)
+
+
+def _make_env(env_id: str, **kwargs):
     import gymnasium as gym
 
     _quiet_gymnasium()

@@ -467,3 +467,20 @@ def test_cli_summary_is_strict_json_and_resume_refuses_options_it_would_ignore(t
                                    "--iterations", "2", "--no-plot"])
     assert res.exit_code == 0, res.output
     assert _latest_iteration(run) == 2
+
+
+def test_a_signal_during_an_environment_build_acts_when_the_build_returns():
+    """MuJoCo calls a Python warning callback from C++ while loading HalfCheetah-v4; a
+    KeyboardInterrupt raised inside it aborts the process. make_env holds the signal until the
+    environment is built, then raises it as usual."""
+    from es_compact.envs import make_env, signals_deferred
+
+    built = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the interpreter runs the (recording) handler here
+            built.append(make_env("HalfCheetah-v4"))
+    assert len(built) == 1
+    built[0].close()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
