@@ -184,6 +184,14 @@ class StrategyConfig:
         _check_count("top", self.top, optional=True)
         if self.directions is not None and self.top is not None and self.top > self.directions:
             raise ConfigError(f"top ({self.top}) cannot exceed directions ({self.directions})")
+        uses_top = self.algo == "ars" and self.variant in ("v1t", "v2t")
+        if not uses_top and None not in (self.top, self.directions) and \
+                self.top != self.directions:
+            # v1, v2 and ES update with every direction: a smaller b would be stored, shown
+            # and ignored.
+            which = f"ARS {self.variant}" if self.algo == "ars" else self.algo.upper()
+            raise ConfigError(f"top (b = {self.top}) applies to ARS v1t and v2t only; "
+                              f"{which} uses all {self.directions} directions")
         if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if not (_is_real(self.l2_coeff) and self.l2_coeff >= 0):

@@ -185,3 +185,22 @@ def test_cli_a_toml_file_that_is_not_utf8_is_a_one_line_error(tmp_path):
     assert res.exit_code == 2
     assert res.output == f"error: config file {f} is not UTF-8 text, which TOML requires\n"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("strategy,message", [
+    ({"variant": "v2", "directions": 4, "top": 1},
+     "top (b = 1) applies to ARS v1t and v2t only; ARS v2 uses all 4 directions"),
+    ({"algo": "es", "directions": 8, "top": 2},
+     "top (b = 2) applies to ARS v1t and v2t only; ES uses all 8 directions"),
+])
+def test_top_where_every_direction_is_used_is_refused_not_ignored(strategy, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({"strategy": strategy, "run": {"iterations": 1}}).validate()
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("strategy", [{"variant": "v2", "directions": 4, "top": 4},
+                                      {"variant": "v2t", "directions": 4, "top": 1},
+                                      {"algo": "es", "directions": 8}])
+def test_top_that_means_what_it_says_is_accepted(strategy):
+    TrainConfig.from_dict({"strategy": strategy, "run": {"iterations": 1}}).validate()
