@@ -30,7 +30,8 @@ def config(iterations=4, arch="kama", algo="ars", exploration="gaussian", seed=0
     return TrainConfig(
         env=EnvConfig(id=ENV, max_episode_steps=200),
         policy=PolicyConfig(arch=arch, hidden=8, rotations=(12,)),
-        strategy=StrategyConfig(algo=algo, directions=4, top=2, exploration=exploration),
+        strategy=StrategyConfig(algo=algo, directions=4, top=2 if algo == "ars" else None,
+                                exploration=exploration),
         run=RunConfig(seed=seed, iterations=iterations, eval_every=2, eval_episodes=2,
                       noise_table_size=100_000, backend="serial"))
 
