@@ -206,7 +206,9 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, progress_every, 
         rows = theorem2.sweep(log=_echo, cache=Path(runs_root) / form / "dcnn_theorem2",
                               cached_only=report, **kw)
         if not rows:
-            raise click.ClickException("no Theorem 2 fit has finished yet")
+            from es_compact.errors import ConfigError
+
+            raise ConfigError("no Theorem 2 fit has finished yet")
         meta = run_metadata(time.perf_counter() - t0)
         planned = len(kw["fields"]) * sum(len(theorem2.chain_lengths(k, odd_only=kw["odd_only"]))
                                           for k in kw["ks"])
