@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from es_compact import checkpoint
+from es_compact.checks import integer, is_integer
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.errors import ConfigError
@@ -78,14 +79,11 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
 
 
 def _check_count_and_seed(episodes, seed) -> None:
-    # bool is an int to Python but never a count; 2.5 or '3' would fail deep in numpy or the
-    # loop, and SeedSequence takes non-negative integers only.
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)):
-        raise ConfigError(f"episodes must be an integer, got {episodes!r}")
-    if episodes < 1:
+    # 2.5 or '3' would fail deep in numpy or the loop; SeedSequence takes non-negative
+    # integers only.
+    if integer("episodes", episodes) < 1:
         raise ConfigError(f"--episodes must be positive, got {episodes}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
+    if seed is not None and (not is_integer(seed) or seed < 0):
         raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}")
 
 

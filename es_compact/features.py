@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from es_compact.checks import is_integer
 from es_compact.errors import ConfigError
 from es_compact.hadamard import fwht_reference, fwht_rows
 from es_compact.policies.givens import RandomKama, rotate_rows
@@ -164,7 +165,7 @@ def exact_kernel(f: str | Nonlinearity, X, Y=None) -> np.ndarray:
 
 def default_rotations(dim: int) -> int:
     """k = ⌈5 d ln d⌉ Givens rotations per block, the KAMA-NN paper's experimental choice."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+    if not is_integer(dim) or dim < 1:
         raise ConfigError(f"dimension d must be a positive integer, got {dim!r}")
     return max(1, math.ceil(5 * dim * math.log(dim)))
 
@@ -261,8 +262,7 @@ class HadamardProjection:
 
 def draw_horn(dim: int, m: int, rng: np.random.Generator, *, hd_blocks: int = 3,
               **_) -> HadamardProjection:
-    if isinstance(hd_blocks, bool) or not isinstance(hd_blocks, (int, np.integer)) \
-            or hd_blocks < 1:
+    if not is_integer(hd_blocks) or hd_blocks < 1:
         raise ConfigError(f"hd_blocks must be a positive integer, got {hd_blocks!r}")
     p = 1 << (dim - 1).bit_length()
     rows = _block_rows(dim, m)
@@ -310,7 +310,7 @@ class KamaProjection:
 def draw_kama(dim: int, m: int, rng: np.random.Generator, *, rotations: int | None = None,
               **_) -> KamaProjection:
     k = default_rotations(dim) if rotations is None else rotations
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_integer(k) or k < 1:
         raise ConfigError(f"rotations must be a positive integer, got {rotations!r}")
     rows = _block_rows(dim, m)
     blocks = [RandomKama.draw(dim, dim, int(k), rng, scales="chi") for _ in rows]
@@ -352,9 +352,9 @@ class RandomFeatures:
         if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {estimator!r}: use one of "
                               f"{', '.join(ESTIMATORS)}")
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
+        if not is_integer(dim) or dim < 2:
             raise ConfigError(f"dimension d must be an integer >= 2, got {dim!r}")
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        if not is_integer(m) or m < 1:
             raise ConfigError(f"number of features m must be a positive integer, got {m!r}")
         if not isinstance(rng, np.random.Generator):
             raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "

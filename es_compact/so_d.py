@@ -42,6 +42,7 @@ import numpy as np
 from numba import njit
 from scipy.optimize import minimize_scalar
 
+from es_compact.checks import integer
 from es_compact.errors import ConfigError, ESCompactError
 
 VARIANTS = ("greedy", "random", "cyclic")
@@ -56,9 +57,7 @@ class ObjectiveError(ESCompactError, ValueError):
 
 
 def _integer(name: str, value, minimum: int | None = None) -> int:
-    # int() would truncate 2.5 and accept '3'; bool is an int to Python but never a count.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    value = integer(name, value)
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return int(value)

@@ -28,6 +28,7 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from es_compact.backends.base import Backend, split_tasks
+from es_compact.checks import is_integer
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
@@ -110,8 +111,7 @@ class MultiprocessBackend(Backend):
 
     def __init__(self, workers: int = 2):
         # ConfigError, like RunConfig's check: the CLI shows it as one line, before any work.
-        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) \
-                or workers < 1:
+        if not is_integer(workers) or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         self.n_workers = workers
         self.workers: list[_Worker] = []

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import special_ortho_group
 
+from es_compact.checks import integer
 from es_compact.errors import ConfigError
 from es_compact.so_d import VARIANTS, GivensResult, QuadraticObjective, minimize
 
@@ -84,19 +85,12 @@ PROBLEMS: dict[str, Callable[[int, np.random.Generator], Problem]] = {
     "procrustes": procrustes, "brockett": brockett, "target": target}
 
 
-def _integer(name: str, value) -> int:
-    # '3' would fail deep in numpy and 2.5 be truncated; bool is never a size or a seed.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
 def make_problem(name: str, dim: int, seed: int = 0) -> Problem:
     if not isinstance(name, str) or name not in PROBLEMS:
         raise ConfigError(f"unknown problem {name!r}: use one of {', '.join(PROBLEMS)}")
-    if _integer("dim", dim) < 2:
+    if integer("dim", dim) < 2:
         raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
-    if _integer("seed", seed) < 0:  # numpy's SeedSequence takes non-negative integers only
+    if integer("seed", seed) < 0:  # numpy's SeedSequence takes non-negative integers only
         raise ConfigError(f"seed must be >= 0, got {seed}")
     return PROBLEMS[name](int(dim), np.random.default_rng(int(seed)))
 
@@ -112,9 +106,9 @@ def solve(problem: Problem, variant: str, max_steps: int, seed: int = 0,
 
 def thin_steps(n: int, points: int = 300) -> np.ndarray:
     """About `points` log-spaced indices in 0..n (always 0 and n)."""
-    if _integer("n", n) < 0:
+    if integer("n", n) < 0:
         raise ConfigError(f"n must be >= 0, got {n}")
-    if _integer("points", points) < 1:
+    if integer("points", points) < 1:
         raise ConfigError(f"points must be at least 1, got {points}")
     # Past this many points consecutive values of the geomspace are under 1/2 apart, so the
     # rounded indices are already every step 0..n: capping changes nothing but keeps a huge

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from es_compact.checks import integer
 from es_compact.datasets import DATASETS, check_name, load, subsample
 from es_compact.errors import ConfigError
 from es_compact.features import (
@@ -34,9 +35,7 @@ from es_compact.features import (
 
 
 def _integer(name: str, value, minimum: int | None = None) -> int:
-    # bool is an int to Python but never a count; floats would fail deep inside numpy.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    value = integer(name, value)
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
