@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from cli_checks import one_line_error
 from click.testing import CliRunner
 
 from es_compact_cli.main import cli
@@ -65,15 +66,6 @@ def test_bench_checkpoint_trains_the_same_theta_on_both_schedules(tmp_path):
     assert bad.exit_code == 2 and "--rounds must be at least 1" in bad.output
 
 
-def _one_line_error(res, *words):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert "Traceback" not in res.output
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
 # Each is found before measurement (a): the output has no "(a) single-process ..." line.
 @pytest.mark.parametrize("args, words", [
     (["--workers", "0"], ["Invalid value for '--workers': 0 is not in the range x>=1"]),
@@ -90,7 +82,7 @@ def test_bench_throughput_checks_everything_before_measuring(tmp_path, args, wor
     (tmp_path / "notes.txt").write_bytes(b"precious")
     res = CliRunner().invoke(cli, ["bench", "throughput", "--env", "InvertedPendulum-v4",
                                    *(a.format(tmp=tmp_path) for a in args)])
-    _one_line_error(res, *words)
+    one_line_error(res, *words)
     assert (tmp_path / "p.sh").read_bytes() == (tmp_path / "notes.txt").read_bytes() \
         == b"precious"
 
@@ -105,7 +97,7 @@ def test_bench_out_is_checked_before_the_timings(tmp_path, command, out, words):
     for name in ("p.sh", "notes.csv", "bench.txt"):
         (tmp_path / name).write_bytes(b"not,ours\nprecious,1\n")
     res = CliRunner().invoke(cli, ["bench", *command, "--out", str(tmp_path / out)])
-    _one_line_error(res, *words)
+    one_line_error(res, *words)
     for name in ("p.sh", "notes.csv", "bench.txt"):
         assert (tmp_path / name).read_bytes() == b"not,ours\nprecious,1\n"
 

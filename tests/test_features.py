@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_checks import invoke, one_line_error
 from scipy.linalg import hadamard
 
 from es_compact.errors import ConfigError
@@ -298,23 +299,6 @@ def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
 # --- bad input is found before the work, and nothing on disk is touched ----------------------
 
 
-def _invoke(*args):
-    from click.testing import CliRunner
-
-    from es_compact_cli.main import cli
-
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _one_line_error(res, *words):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert "Traceback" not in res.output
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
 SMALL = {"mse": ["--datasets", "wine", "--estimators", "urn", "--reps", "2", "--blocks", "1",
                  "--pairs", "2"],
          "gram": ["--datasets", "wine", "--estimators", "urn", "--reps", "2", "--blocks", "1",
@@ -326,9 +310,9 @@ SMALL = {"mse": ["--datasets", "wine", "--estimators", "urn", "--reps", "2", "--
 def test_cli_kernels_checks_out_before_the_work(tmp_path, command):
     blocked = tmp_path / "p.sh"
     blocked.write_bytes(b"precious")
-    res = _invoke("kernels", command, *SMALL[command], "--out", blocked / "x")
+    res = invoke("kernels", command, *SMALL[command], "--out", blocked / "x")
     # One line and no "wine: 2 repetitions..." progress line: nothing was computed.
-    _one_line_error(res, f"{blocked} is not a directory")
+    one_line_error(res, f"{blocked} is not a directory")
     assert blocked.read_bytes() == b"precious"
 
 
@@ -340,8 +324,8 @@ def test_cli_kernels_checks_out_before_the_work(tmp_path, command):
 def test_cli_kernels_refuses_a_csv_it_did_not_write(tmp_path, content, words):
     csv = tmp_path / "fig1_mse.csv"
     csv.write_bytes(content)
-    res = _invoke("kernels", "mse", *SMALL["mse"], "--out", tmp_path)
-    _one_line_error(res, str(csv), *words, "left it untouched")
+    res = invoke("kernels", "mse", *SMALL["mse"], "--out", tmp_path)
+    one_line_error(res, str(csv), *words, "left it untouched")
     assert csv.read_bytes() == content
     assert not (tmp_path / "fig1_mse.png").exists()
 
@@ -350,7 +334,7 @@ def test_cli_kernels_refuses_a_csv_it_did_not_write(tmp_path, content, words):
 def test_bench_features_needs_a_csv_out(tmp_path, name):
     out = tmp_path / name
     out.write_bytes(b"precious")
-    _one_line_error(_invoke("bench", "features", "--out", out), "must end in .csv", str(out))
+    one_line_error(invoke("bench", "features", "--out", out), "must end in .csv", str(out))
     assert out.read_bytes() == b"precious"
 
 
@@ -385,13 +369,13 @@ def test_append_rows_appends_to_its_own_csv_and_refuses_others(tmp_path):
      "Invalid value for '--points': 1 is not in the range x>=2"),
 ])
 def test_cli_kernels_bad_sizes_are_one_line_errors(tmp_path, args, message):
-    res = _invoke("kernels", *args, "--out", tmp_path)
-    _one_line_error(res, message)
+    res = invoke("kernels", *args, "--out", tmp_path)
+    one_line_error(res, message)
     assert not list(tmp_path.iterdir())
 
 
 def test_cli_kernels_computes_a_name_given_twice_once(tmp_path):
-    res = _invoke("kernels", "mse", "--datasets", "wine,wine", "--estimators", "urn,urn",
+    res = invoke("kernels", "mse", "--datasets", "wine,wine", "--estimators", "urn,urn",
                   "--reps", "2", "--blocks", "1", "--pairs", "2", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     import pandas as pd

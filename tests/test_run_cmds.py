@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_checks import invoke, one_line_error
 
 from es_compact import checkpoint
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
@@ -20,7 +20,6 @@ from es_compact.evaluate import load_run
 from es_compact.export import RUNNER_NAME, STANDALONE_SOURCE
 from es_compact.policies import ARCHITECTURES
 from es_compact.trainer import Trainer
-from es_compact_cli.main import cli
 
 ENV = "InvertedPendulum-v4"
 # Every registered architecture, plus tanh-squashed actions and a Discrete action space.
@@ -48,18 +47,6 @@ def runs(tmp_path_factory):
     Trainer(config(seed=1), root / "kama-seed1").run()
     out["kama-seed1"] = root / "kama-seed1"
     return out
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(res, *words):
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def digest(path):
