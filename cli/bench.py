@@ -8,7 +8,7 @@ import click
 import pandas as pd
 
 from es_compact.results import append_rows, check_csv, run_metadata
-from es_compact_cli.options import COUNT
+from es_compact_cli.options import COUNT, refuse_ignored
 
 
 @click.group()
@@ -52,7 +52,8 @@ def forward(quick, out):
                    "workers (e.g. 100000000)")
 @click.option("--memory-workers", type=COUNT, default=4, show_default=True)
 @click.option("--out", default="results/bench_throughput.csv", show_default=True)
-def throughput(env_id, arch, workers, backend, iterations, directions, memory_table,
+@click.pass_context
+def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memory_table,
                memory_workers, out):
     """Training env-steps/s against the raw gymnasium step rate, measured in one run:
     efficiency = training rate / (workers x single-process rate)."""
@@ -65,6 +66,7 @@ def throughput(env_id, arch, workers, backend, iterations, directions, memory_ta
     # after them would throw them away.
     if iterations < 6:
         raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
+    refuse_ignored(ctx, {"memory_workers": (memory_table > 0, "with --memory-table")})
     if 0 < memory_table < 1000:
         raise ConfigError(f"--memory-table must be 0 (off) or at least 1000 entries, got "
                           f"{memory_table}")

@@ -14,7 +14,7 @@ import click
 
 from es_compact.config import BACKENDS
 from es_compact.results import run_metadata
-from es_compact_cli.options import COUNT
+from es_compact_cli.options import COUNT, refuse_ignored
 
 
 def _form(full: bool, out: str) -> tuple[str, Path]:
@@ -81,6 +81,12 @@ def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0
     return rows
 
 
+def _refuse_serial_workers(backend: str, workers: int | None) -> None:
+    refuse_ignored(click.get_current_context(),
+                   {"workers": (backend != "serial" or workers == 1,
+                                "with --backend mp or ray (serial runs one)")})
+
+
 def _envs(chosen: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
     from es_compact.errors import ConfigError
 
@@ -121,6 +127,7 @@ def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root:
           envs=None) -> list[dict]:
     """Train (or, with --report, collect) one experiment's grid of runs under
     RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png}."""
+    _refuse_serial_workers(backend, workers)
     form, out = _form(full, out)
     only = {} if envs is None else {"envs": _envs(envs, ex.ENVS)}
     specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers, **only)
@@ -259,6 +266,7 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, prog
     # An --arch given twice would name the same runs twice (run_specs refuses that; --report
     # would collect them twice): keep each once, in the order given.
     archs = tuple(dict.fromkeys(archs))
+    _refuse_serial_workers(backend, workers)
     for arch in archs:
         PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import time
 import click
 
 from es_compact.results import append_rows, check_csv, check_output_file, run_metadata
-from es_compact_cli.options import SEED
+from es_compact_cli.options import SEED, refuse_ignored
 
 
 @click.command()
@@ -30,13 +30,19 @@ from es_compact_cli.options import SEED
                    "append to results/givens_*.csv and draw results/givens.png")
 @click.option("--full", is_flag=True, help="with --benchmark: let the d = 64 runs converge")
 @click.option("--out-dir", default="results", show_default=True, help="with --benchmark")
-def givens(problem, dim, variant, max_steps, gain_tol, seed, lines, benchmark, full, out_dir):
+@click.pass_context
+def givens(ctx, problem, dim, variant, max_steps, gain_tol, seed, lines, benchmark, full, out_dir):
     """Minimise a benchmark cost over SO(d) by Givens steps M -> M G(I, J, Θ) and print the
     trace: objective, relative gap to the known optimum, Riemannian gradient norm."""
     import numpy as np
 
     from es_compact.experiments import givens as gx
 
+    single = (not benchmark, "without --benchmark (which runs its own problems and sizes)")
+    refuse_ignored(ctx, {"full": (benchmark, "with --benchmark"),
+                         "out_dir": (benchmark, "with --benchmark"),
+                         **{k: single for k in ("problem", "dim", "variant", "max_steps",
+                                                "gain_tol", "lines")}})
     if benchmark:
         # Checked before the benchmarks (minutes): a bad --out-dir fails at once.
         for kind in ("trace", "summary", "timing"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from es_compact.config import PolicyConfig
 from es_compact.errors import ConfigError
@@ -57,3 +58,40 @@ def policy_config(kw: dict) -> PolicyConfig:
                        nonlin_every=kw.pop("nonlin_every"), slope=kw.pop("slope"),
                        squash=kw.pop("squash"))
     return cfg.validate(tuple(ARCHITECTURES))
+
+
+BUILTIN_ARCHS = ("linear", "dense", "toeplitz", "kama", "dcnn")
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether the parameter was set on the command line (or the environment), not defaulted."""
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def refuse_ignored(ctx: click.Context, applies: dict[str, tuple[bool, str]]) -> None:
+    """ConfigError for the first option given on the command line that would have no effect.
+
+    applies maps a parameter name to (whether it takes effect here, when it does). An option
+    that is accepted and then ignored lets a user believe a run used a setting it never used.
+    """
+    for name, (used, when) in applies.items():
+        if not used and given(ctx, name):
+            flag = next((p.opts[0] for p in ctx.command.params if p.name == name), name)
+            raise ConfigError(f"{flag} applies only {when}; here it would be ignored")
+
+
+def policy_applies(cfg: PolicyConfig, discrete: bool) -> dict[str, tuple[bool, str]]:
+    """Which policy options shape this policy (for refuse_ignored). Architectures registered
+    by the user may read any field, so only the built-in ones are judged."""
+    applies = {"squash": (not discrete, "to continuous (Box) actions")}
+    if cfg.arch not in BUILTIN_ARCHS:
+        return applies
+    mlp, dcnn = cfg.arch in ("dense", "toeplitz", "kama"), cfg.arch == "dcnn"
+    return {**applies,
+            "hidden": (cfg.arch != "linear", "to --arch dense, toeplitz, kama and dcnn"),
+            "hidden_layers": (mlp, "to --arch dense, toeplitz and kama"),
+            "rotations": (cfg.arch == "kama", "to --arch kama"),
+            "depth": (dcnn, "to --arch dcnn"),
+            "nonlin_every": (dcnn, "to --arch dcnn"),
+            "slope": (dcnn and cfg.nonlin_every < cfg.depth,
+                      "to --arch dcnn with a leaky ReLU (--nonlin-every below --depth)")}

@@ -6,14 +6,15 @@ import click
 
 from es_compact.envs import env_spaces
 from es_compact.policies import make_policy
-from es_compact_cli.options import policy_config, policy_options
+from es_compact_cli.options import policy_applies, policy_config, policy_options, refuse_ignored
 
 
 @click.command()
 @click.option("--env", "env_id", required=True, help="gymnasium id or module:Class")
 @policy_options
 @click.option("--layers", "show_layers", is_flag=True, help="also list every layer's blocks")
-def params(env_id, show_layers, **kw):
+@click.pass_context
+def params(ctx, env_id, show_layers, **kw):
     """Print the trainable parameter count and its ratio to `dense` of the same shape.
 
     Counts learned angles, scalars, weights and biases; KAMA rotation planes come from the
@@ -22,6 +23,7 @@ def params(env_id, show_layers, **kw):
     cfg = policy_config(kw)
     obs_space, act_space = env_spaces(env_id)
     policy = make_policy(cfg, obs_space, act_space, seed=0)
+    refuse_ignored(ctx, policy_applies(cfg, policy.action.discrete))
     dense = make_policy(cfg.replace(arch="dense"), obs_space, act_space, seed=0)
     ratio = policy.num_params / dense.num_params
     click.echo(f"{env_id}  obs {policy.obs_dim}  act {policy.action.dim}  h {cfg.hidden}")

@@ -16,11 +16,17 @@ import sys
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from es_compact.config import ALGOS, ARS_VARIANTS, BACKENDS, EXPLORATION, OPTIMIZERS, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact_cli.options import SEED, parse_rotations, policy_options
+from es_compact_cli.options import (
+    SEED,
+    given,
+    parse_rotations,
+    policy_applies,
+    policy_options,
+    refuse_ignored,
+)
 
 # CLI parameter -> (config section, field).
 FIELDS = {
@@ -74,13 +80,12 @@ def build_config(ctx: click.Context, kw: dict, base: dict | None,
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     data = {s: dict(v) for s, v in (base or {}).items()}
-    given = {k for k in FIELDS if k in kw and
-             ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
-    if given & set(BUDGET):  # a new budget replaces the whole old one
+    flags = {k for k in FIELDS if k in kw and given(ctx, k)}
+    if flags & set(BUDGET):  # a new budget replaces the whole old one
         run = data.setdefault("run", {})
         for b in BUDGET:
             run[b] = None
-    for key in given:
+    for key in flags:
         section, name = FIELDS[key]
         value = kw[key]
         if key == "rotations":
@@ -187,6 +192,17 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     trainer = Trainer(config, run_dir, mode=mode)
     trainer.check()  # a mistyped env or an unusable --out fails before the banner, writing nothing
     c = trainer.config
+    s, r = c.strategy, c.run
+    refuse_ignored(ctx, {**policy_applies(c.policy, trainer.policy.action.discrete),
+                         "variant": (s.algo == "ars", "with --algo ars"),
+                         "optimizer": (s.algo == "es", "with --algo es"),
+                         "l2_coeff": (s.algo == "es", "with --algo es"),
+                         "workers": (r.backend != "serial" or r.workers == 1,
+                                     "with --backend mp or ray (serial runs one)"),
+                         "ray_address": (r.backend == "ray", "with --backend ray"),
+                         "ray_dashboard": (r.backend == "ray" and r.ray_address is None,
+                                           "with --backend ray when it starts Ray itself "
+                                           "(no --ray-address)")})
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "

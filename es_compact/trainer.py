@@ -153,6 +153,7 @@ class Trainer:
             obs_space, act_space = env_spaces(self.config.env.id)
             self._policy = make_policy(self.config.policy, obs_space, act_space,
                                        seed=self.config.run.seed)
+        self.policy = self._policy  # readable from here on (e.g. its action space)
 
     @staticmethod
     def _check_not_foreign(d: Path) -> None:

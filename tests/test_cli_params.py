@@ -27,8 +27,9 @@ def test_table1_ratios_within_one_and_a_half_points(hidden, rotations):
     runner = CliRunner()
     for env, (kama, toeplitz) in TABLE1[(hidden, rotations)].items():
         for arch, paper in (("kama", kama), ("toeplitz", toeplitz)):
+            k = ["--rotations", str(rotations)] if arch == "kama" else []
             res = runner.invoke(cli, ["params", "--env", env, "--arch", arch, "--hidden",
-                                      str(hidden), "--rotations", str(rotations)])
+                                      str(hidden), *k])
             assert res.exit_code == 0, res.output
             assert abs(ratio(res.output) - paper) <= 1.5, (env, arch, res.output)
 
