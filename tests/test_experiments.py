@@ -307,6 +307,27 @@ def test_theorem2_sweep_resumes_from_its_saved_fits(tmp_path):
             theorem2.sweep(**{**kw, **other}, cache=tmp_path / "a")
 
 
+def test_theorem2_sweep_reports_every_start_of_a_fit(tmp_path):
+    """A full-form fit runs tens of minutes: each of its starts says how it ended."""
+    lines = []
+    rows = theorem2.sweep(ks=(1,), n=8, restarts=2, max_iter=200, odd_only=True, extra=0,
+                          log=lines.append, cache=tmp_path)
+    starts = [ln for ln in lines if ": start " in ln]
+    # m = 1: two random starts; m = 3 and 5: two random and the warm one.
+    assert [ln.split(": start ")[1].split(":")[0] for ln in starts] == [
+        "1 of 2 (random)", "2 of 2 (random)", *["1 of 3 (random)", "2 of 3 (random)",
+                                                 "3 of 3 (warm)"] * 2]
+    assert starts[0].startswith("  k=1 complex m= 1")
+    best = min(float(ln.split("rel_error ")[1].split()[0]) for ln in starts[2:5])
+    assert f"rel_error={rows[1]['rel_error']:.3e}" in lines[lines.index(starts[4]) + 1]
+    assert abs(best - rows[1]["rel_error"]) <= 1e-3 * best + 1e-15
+    # Read back from the cache, nothing is fitted and no start is reported.
+    again = []
+    theorem2.sweep(ks=(1,), n=8, restarts=2, max_iter=200, odd_only=True, extra=0,
+                   log=again.append, cache=tmp_path)
+    assert len(again) == 3 and all("saved before" in ln for ln in again)
+
+
 def test_report_tabulates_finished_runs_only(tmp_path, monkeypatch):
     """--report trains nothing: tables from the runs finished so far, marked in progress."""
     tiny = tiny_specs(archs=("linear", "dcnn"))

@@ -170,10 +170,12 @@ def extend(theta: np.ndarray, fit_from: ChainFit, m: int) -> np.ndarray:
 
 
 def fit(A: np.ndarray, m: int, field: str = "complex", restarts: int = 3, seed: int = 0,
-        max_iter: int = 3000, warm: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+        max_iter: int = 3000, warm: np.ndarray | None = None,
+        log: Callable[[str], None] = lambda s: None) -> tuple[dict, np.ndarray]:
     """Best of `restarts` L-BFGS-B runs from random near-identity starts, and of one more from
     `warm` (a shorter chain's solution extended by identity factors) when given. Returns the
-    row (rel_error: best of all; rel_error_random: best of the random starts) and the best θ."""
+    row (rel_error: best of all; rel_error_random: best of the random starts) and the best θ.
+    log gets one line per finished start (a full-form fit takes tens of minutes)."""
     problem = ChainFit(A, m, field)
     t0, iters = time.perf_counter(), 0
     best = {"random": (np.inf, None), "warm": (np.inf, None)}
@@ -181,12 +183,14 @@ def fit(A: np.ndarray, m: int, field: str = "complex", restarts: int = 3, seed: 
               for r in range(restarts)]
     if warm is not None:
         starts.append(("warm", warm))
-    for kind, x0 in starts:
+    for i, (kind, x0) in enumerate(starts, 1):
         res = minimize(problem.value_and_grad, x0, jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": 1e-15,
                                 "gtol": 1e-12})
         iters += int(res.nit)
         err = problem.rel_error(res.x)
+        log(f"start {i} of {len(starts)} ({kind}): rel_error {err:.3e} after {res.nit} "
+            f"L-BFGS-B iterations, {time.perf_counter() - t0:.0f} s into the fit")
         if err < best[kind][0]:
             best[kind] = (err, res.x)
     err, theta = min(best.values(), key=lambda b: b[0])
@@ -225,7 +229,9 @@ def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("
                     break
                 if saved is None:
                     warm = None if prev is None else extend(prev[1], prev[0], m)
-                    result, theta = fit(A, m, field, restarts, seed, max_iter, warm)
+                    result, theta = fit(A, m, field, restarts, seed, max_iter, warm,
+                                        log=lambda s, k=k, field=field, m=m: log(
+                                            f"  k={k} {field:7s} m={m:2d}: {s}"))
                     if cache is not None:
                         checkpoint.save(cache, name, {"theta": theta},
                                         {"settings": settings, "row": result})
