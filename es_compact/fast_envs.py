@@ -84,15 +84,19 @@ class HopperV4Step(_V4Step):
         self.state_range = getattr(env, "_healthy_state_range", None)
 
     def is_healthy(self, qpos, qvel) -> bool:
-        z, angle = qpos[1:3]
+        # The same comparisons as gymnasium's, on Python floats: numpy's concatenate and
+        # reductions over 11 numbers cost more than the comparisons (~7% of a Hopper step).
+        # A NaN compares False either way, so it is unhealthy in both.
         min_z, max_z = self.z_range
         min_angle, max_angle = self.angle_range
-        healthy = min_z < z < max_z and min_angle < angle < max_angle
+        if not (min_z < qpos[1] < max_z and min_angle < qpos[2] < max_angle):
+            return False
         if self.state_range is not None:  # Hopper: every state entry after x and z in range
-            state = np.concatenate((qpos, qvel))[2:]
             low, high = self.state_range
-            healthy = healthy and np.all(np.logical_and(low < state, state < high))
-        return bool(healthy)
+            for x in qpos.tolist()[2:] + qvel.tolist():
+                if not low < x < high:
+                    return False
+        return True
 
     def __call__(self, action):
         x_velocity, ctrl_cost = self._simulate(action)

@@ -286,6 +286,30 @@ def test_wrapper_bypass_is_behaviour_identical(env_id, fast, kwargs):
         assert "terminated" in endings  # the health checks were exercised
 
 
+@pytest.mark.parametrize("env_id", ["Hopper-v4", "Walker2d-v4"])
+def test_fast_health_check_equals_gymnasium_on_any_state(env_id):
+    """Every range of the health check, both sides of each bound, and NaN entries: the fast
+    check agrees with gymnasium's own is_healthy on states set directly into MjData."""
+    from es_compact.envs import make_env
+    from es_compact.fast_envs import fast_step
+
+    env = make_env(env_id).unwrapped
+    env.reset(seed=0)
+    fast = fast_step(env)
+    q, v = env.data.qpos, env.data.qvel
+    rng = np.random.default_rng(0)
+    verdicts = []
+    for i in range(3000):
+        q[:] = rng.normal(0, 1, q.size) * rng.choice([0.1, 1, 150])
+        v[:] = rng.normal(0, 1, v.size) * rng.choice([1, 150])
+        q[1] = rng.uniform(0.5, 2.2)  # z on both sides of the healthy range's lower bound
+        if i % 7 == 0:
+            (q if i % 2 else v)[rng.integers(2, v.size)] = np.nan
+        verdicts.append(env.is_healthy)
+        assert fast.is_healthy(q, v) == verdicts[-1], (q.copy(), v.copy())
+    assert 100 < sum(verdicts) < 2900  # both verdicts were exercised
+
+
 @pytest.mark.slow
 def test_killed_ray_actor_is_replaced_and_result_unchanged(tmp_path):
     from es_compact.backends.ray_backend import RayBackend
