@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,13 +142,14 @@ def markdown(df: pd.DataFrame, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def main(seeds: int = 10, out: str = "results") -> pd.DataFrame:
+def main(seeds: int = 10, out: str = "results",
+         log: Callable[[str], None] = lambda s: None) -> pd.DataFrame:
     t0, rows = time.perf_counter(), []
     for seed in range(seeds):
         for impl, fn in (("es-compact", ours), ("reference", reference_ars)):
             evals, wall = fn(seed)
             rows.append(summarize(impl, seed, evals, wall))
-            print(f"{impl} seed {seed}: {rows[-1]['evals']}", file=sys.stderr, flush=True)
+            log(f"{impl} seed {seed}: {rows[-1]['evals']}")
     df = pd.DataFrame(rows).sort_values(["implementation", "seed"], kind="stable")
     meta = run_metadata(time.perf_counter() - t0, command=(
         f"python -m es_compact.experiments.swimmer_reference --seeds {seeds}"))
@@ -160,4 +162,4 @@ def main(seeds: int = 10, out: str = "results") -> pd.DataFrame:
 
 if __name__ == "__main__":
     n = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 10
-    main(seeds=n)
+    main(seeds=n, log=lambda s: print(s, file=sys.stderr, flush=True))
