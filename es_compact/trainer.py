@@ -131,7 +131,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.mode = mode
         self._backend = backend
-        self._policy = None  # built by check()
+        self.policy = None  # built by check()
 
     # Set-up -----------------------------------------------------------------------------------
 
@@ -149,11 +149,10 @@ class Trainer:
             load_run_config(d)  # names the file when it is not a configuration
         else:
             self._check_not_foreign(d)
-        if self._policy is None:
+        if self.policy is None:
             obs_space, act_space = env_spaces(self.config.env.id)
-            self._policy = make_policy(self.config.policy, obs_space, act_space,
-                                       seed=self.config.run.seed)
-        self.policy = self._policy  # readable from here on (e.g. its action space)
+            self.policy = make_policy(self.config.policy, obs_space, act_space,
+                                      seed=self.config.run.seed)
 
     @staticmethod
     def _check_not_foreign(d: Path) -> None:
@@ -209,7 +208,6 @@ class Trainer:
 
     def _setup(self, backend: Backend):
         cfg = self.config
-        self.policy = self._policy
         self.table = None
         if cfg.strategy.exploration == "gaussian":
             size = cfg.run.noise_table_size
