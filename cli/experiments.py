@@ -67,18 +67,28 @@ def _echo(s: str) -> None:
     click.echo(s, err=True)
 
 
-def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0):
+def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0,
+           grid=None, planned=()) -> tuple[list[dict], int]:
+    """Train `specs` (unless --report), then collect the rows of every finished run of `grid`
+    (the experiment's whole grid, holding specs; default: specs). Returns (rows, the number
+    of runs planned: specs, the `planned` specs (the form's own grid) and any other finished
+    run of grid).
+
+    The tables cover the whole grid, not only what this invocation trained, so `--env
+    Hopper-v4` adds Hopper's rows to a committed table instead of shrinking it to them."""
     from es_compact.errors import ConfigError
-    from es_compact.experiments.runner import collect_finished, run_specs
+    from es_compact.experiments.runner import collect, finished_specs, run_path, run_specs
 
     if not report:
         click.echo(f"{len(specs)} runs under {root}", err=True)
-        return run_specs(specs, root, log=_echo, on_iteration=_progress(progress_every))
-    rows = collect_finished(specs, root)
-    if not rows:
-        raise ConfigError(f"none of the {len(specs)} runs under {root} has finished yet")
-    click.echo(f"{len(rows)} of {len(specs)} runs under {root} have finished", err=True)
-    return rows
+        run_specs(specs, root, log=_echo, on_iteration=_progress(progress_every))
+    done = finished_specs(specs if grid is None else grid, root)
+    count = len({s.name for s in (*specs, *planned, *done)})
+    if not done:
+        raise ConfigError(f"none of the {count} runs under {root} has finished yet")
+    if report:
+        click.echo(f"{len(done)} of {count} runs under {root} have finished", err=True)
+    return [collect(s, run_path(root, s)) for s in done], count
 
 
 def _refuse_serial_workers(backend: str, workers: int | None) -> None:
@@ -128,13 +138,19 @@ def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root:
     """Train (or, with --report, collect) one experiment's grid of runs under
     RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png}."""
     _refuse_serial_workers(backend, workers)
+    refuse_ignored(click.get_current_context(),
+                   {"envs": (not report, "without --report (which tabulates every environment)")})
     form, out = _form(full, out)
     only = {} if envs is None else {"envs": _envs(envs, ex.ENVS)}
     specs = ex.specs(form, seeds=seeds, backend=backend, workers=workers, **only)
-    rows = _train(specs, Path(runs_root) / form / name, report, progress_every)
+    # The tables: every finished run of the form's grid, at its own seed count or --seeds'.
+    grid = ex.specs(form, seeds=max(seeds or 0, ex.SEEDS[form]), backend=backend,
+                    workers=workers)
+    rows, planned = _train(specs, Path(runs_root) / form / name, report, progress_every,
+                           grid, ex.specs(form))
     ex.plot(rows, out / f"{stem}_{form}.png")
     _write(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",
-           None if full else ex.specs("full"), planned=len(ex.specs(form, seeds=seeds)))
+           None if full else ex.specs("full"), planned=planned)
     return rows
 
 
@@ -271,9 +287,13 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, prog
         PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     Path(out).mkdir(parents=True, exist_ok=True)
     specs = ex.specs(env_id, archs, seeds, backend, workers)
-    rows = ex.with_late(_train(specs, Path(runs_root) / "presets", report, progress_every))
+    # The table also keeps the finished runs of architectures not given this time.
+    grid = ex.specs(env_id, archs + tuple(a for a in ARCHITECTURES if a not in archs), seeds,
+                    backend, workers)
+    rows, planned = _train(specs, Path(runs_root) / "presets", report, progress_every, grid)
+    rows = ex.with_late(rows)
     stem = f"presets_{ex.stem(env_id)}"
     ex.plot(rows, Path(out) / f"{stem}.png")
     _write(Path(out), stem, rows, ex.markdown(rows),
            f"Preset search, {env_id}: ranked by the mean return over the budget's last fifth",
-           planned=len(specs))
+           planned=planned)

@@ -496,3 +496,32 @@ def test_presets_counts_an_arch_given_twice_once(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     df = pd.read_csv(tmp_path / "out" / "presets_inverted_double_pendulum.csv")
     assert list(df["arch"]) == ["linear"]
+
+
+def test_env_option_adds_rows_to_the_table_instead_of_replacing_it(tmp_path, monkeypatch):
+    """`--env X` trains X only, but the table it writes keeps every finished run of the grid:
+    training Hopper after InvertedPendulum must not drop InvertedPendulum's rows."""
+    full_grid = rl.specs
+
+    def linear_only(form, envs=rl.ENVS, seeds=None, backend="serial", workers=None):
+        return full_grid(form, envs=envs, archs=("linear",), seeds=seeds, backend="serial",
+                         workers=1, budgets=dict.fromkeys(rl.ENVS, TINY))
+
+    monkeypatch.setattr(rl, "specs", linear_only)
+    args = ["experiment", "rl", "--seeds", "1", "--backend", "serial", "--out",
+            str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    for env_id in ("Hopper-v4", "InvertedPendulum-v4"):
+        res = CliRunner().invoke(cli, [*args, "--env", env_id])
+        assert res.exit_code == 0, res.output
+        assert res.output.count("trained") == 1  # the other environment's run is not touched
+    df = pd.read_csv(tmp_path / "res" / "rl_quick.csv")
+    assert list(df["env"]) == ["InvertedPendulum-v4", "Hopper-v4"]  # in the grid's order
+    assert df["final_return_mean"].notna().all()
+    # Planned: the quick form's 6 environments x 3 seeds (linear only here).
+    assert "**In progress:** 2 of 18 runs" in (tmp_path / "res" / "rl_quick.md").read_text()
+    report = CliRunner().invoke(cli, [*args[:2], "--report", *args[6:], "--env", "Hopper-v4"])
+    assert report.exit_code == 2, report.output
+    assert report.output.strip() == ("error: --env applies only without --report (which "
+                                     "tabulates every environment); here it would be ignored")
+    assert CliRunner().invoke(cli, [*args[:2], "--report", *args[6:]]).exit_code == 0
+    assert len(pd.read_csv(tmp_path / "res" / "rl_quick.csv")) == 2

@@ -183,12 +183,10 @@ def run_path(root: Path, spec: RunSpec) -> Path:
     return Path(os.path.normpath(root / spec.name))
 
 
-def collect_finished(specs: Sequence[RunSpec], root: str | Path) -> list[dict]:
-    """Result rows of the runs that are done (budget spent, final evaluation on disk), for
-    tables of an experiment still in progress; nothing is trained."""
+def finished_specs(specs: Sequence[RunSpec], root: str | Path) -> list[RunSpec]:
+    """The specs whose runs are done (budget spent, final evaluation on disk)."""
     root = Path(root)
-    return [collect(s, run_path(root, s)) for s in specs
-            if status(run_path(root, s), s.config) == "done"]
+    return [s for s in specs if status(run_path(root, s), s.config) == "done"]
 
 
 def collect(spec: RunSpec, run_dir: Path) -> dict:
