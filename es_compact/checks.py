@@ -2,8 +2,8 @@
 evaluate, backends): a wrong type fails at once as a ConfigError naming the argument, not deep
 inside numpy, and is never silently converted (int() would truncate 2.5 and accept '3').
 
-Config dataclasses have their own stricter checks (config.py): they reject numpy integers,
-which json cannot write into config.json."""
+Config dataclasses have their own checks (config.py); they turn NumPy scalars into Python
+ones first, as json cannot write NumPy scalars into config.json."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 
+import numpy as np
+
 from es_compact.errors import ConfigError
 
 SQUASH_MODES = ("clip", "tanh")
@@ -24,6 +26,28 @@ SECTIONS = ("env", "policy", "strategy", "run")
 # Every field is checked for its type as well as its range: a TOML file or a caller can hand in
 # anything, and a wrong type must fail here, naming the field, not as a TypeError deep in
 # training (or, worse, work: True is an int to Python and "no" is truthy).
+
+
+def _plain(v):
+    """A NumPy scalar (np.int64 from np.arange, np.float32, np.bool_) as the Python value it
+    holds, inside tuples too; anything else unchanged. Configs are written as JSON and
+    compared field by field, which NumPy scalars would break."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return tuple(_plain(x) for x in v)
+    return v
+
+
+class _Plain:
+    """Base of the config sections: NumPy scalars become Python ones at construction, so
+    `RunConfig(seed=seed)` works in `for seed in np.arange(5)` and validates as an int."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if (w := _plain(v)) is not v:
+                object.__setattr__(self, f.name, w)
 
 
 def _is_int(v) -> bool:
@@ -59,7 +83,7 @@ def _check_str(name: str, v, optional: bool = False) -> None:
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
+class PolicyConfig(_Plain):
     """Shape and structure of a policy (see es_compact.policies for the architectures)."""
 
     arch: str = "kama"
@@ -113,7 +137,7 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(_Plain):
     """The environment and how training rewards are shaped."""
 
     id: str = "HalfCheetah-v4"
@@ -136,7 +160,7 @@ class EnvConfig:
 
 
 @dataclass(frozen=True)
-class StrategyConfig:
+class StrategyConfig(_Plain):
     """The evolution strategy: ARS (Mania et al. 2018) or OpenAI-ES (Salimans et al. 2017)."""
 
     algo: str = "ars"
@@ -208,7 +232,7 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(_Plain):
     """Budget, evaluation, parallelism and bookkeeping of one training run."""
 
     seed: int = 0

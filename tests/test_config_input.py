@@ -204,3 +204,26 @@ def test_top_where_every_direction_is_used_is_refused_not_ignored(strategy, mess
                                       {"algo": "es", "directions": 8}])
 def test_top_that_means_what_it_says_is_accepted(strategy):
     TrainConfig.from_dict({"strategy": strategy, "run": {"iterations": 1}}).validate()
+
+
+def test_numpy_scalars_become_python_values():
+    """A sweep over np.arange hands in np.int64: it configures like an int (and a np.bool_ is
+    still no integer), and the resolved config is written as plain JSON."""
+    import numpy as np
+
+    from es_compact.config import EnvConfig
+    from es_compact.presets import resolve
+
+    cfg = TrainConfig(env=EnvConfig(id="Hopper-v4", reward_shift=np.float32(0.5)),
+                      policy=PolicyConfig(arch="kama", rotations=(np.int64(5), 6)),
+                      run=RunConfig(seed=np.int64(3), iterations=np.int64(2)))
+    values = (cfg.run.seed, cfg.run.iterations, *cfg.policy.rotations, cfg.env.reward_shift)
+    assert values == (3, 2, 5, 6, 0.5)
+    assert [type(v) for v in values] == [int, int, int, int, float]
+    assert cfg == TrainConfig(env=EnvConfig(id="Hopper-v4", reward_shift=0.5),
+                              policy=PolicyConfig(arch="kama", rotations=(5, 6)),
+                              run=RunConfig(seed=3, iterations=2))
+    json.dumps(resolve(cfg).to_dict())  # TypeError on a NumPy scalar
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer, got True"):
+        resolve(TrainConfig(env=EnvConfig(id="Hopper-v4"),
+                            run=RunConfig(seed=np.bool_(True), iterations=1)))
