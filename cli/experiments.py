@@ -134,7 +134,7 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
 
 def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root: str,
           report: bool, backend: str, workers, seeds, progress_every: float,
-          envs=None) -> list[dict]:
+          envs=None) -> None:
     """Train (or, with --report, collect) one experiment's grid of runs under
     RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png}."""
     _refuse_serial_workers(backend, workers)
@@ -151,7 +151,6 @@ def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root:
     ex.plot(rows, out / f"{stem}_{form}.png")
     _write(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",
            None if full else ex.specs("full"), planned=planned)
-    return rows
 
 
 @click.group()
@@ -201,10 +200,8 @@ def ablation(full, out, runs_root, report, backend, workers, seeds, progress_eve
     """kama with K in {10, 20, 50, 100, 200} rotations on HalfCheetah and Hopper."""
     from es_compact.experiments import ablation as ex
 
-    rows = _grid(ex, "ablation", "ablation", "Ablation: kama rotations K", full, out,
-                 runs_root, report, backend, workers, seeds, progress_every, envs)
-    for env_id, slope in ex.trend(rows).items():
-        click.echo(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope)")
+    _grid(ex, "ablation", "ablation", "Ablation: kama rotations K", full, out, runs_root,
+          report, backend, workers, seeds, progress_every, envs)
 
 
 @experiment.command()

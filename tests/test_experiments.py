@@ -525,3 +525,20 @@ def test_env_option_adds_rows_to_the_table_instead_of_replacing_it(tmp_path, mon
                                      "tabulates every environment); here it would be ignored")
     assert CliRunner().invoke(cli, [*args[:2], "--report", *args[6:]]).exit_code == 0
     assert len(pd.read_csv(tmp_path / "res" / "rl_quick.csv")) == 2
+
+
+def test_uneven_seed_counts_are_stated_per_cell_and_the_trend_uses_common_seeds():
+    """Part-way through the ablation K = 200 (shared with rl) has more seeds than the other
+    K: each cell then states its count, and the slope compares the seeds every K has run."""
+    def row(k, seed, final):
+        return {"env": "Hopper-v4", "rotations": k, "seed": seed, "final_return_mean": final,
+                "params": k, "timesteps": 100}
+
+    rows = [row(10, 0, 100.0), row(100, 0, 300.0), row(100, 1, 5000.0)]
+    slope, common = ablation.trend(rows)["Hopper-v4"]
+    assert common == [0] and slope == pytest.approx(200.0)  # (300 - 100) per tenfold K
+    md = ablation.markdown(rows)
+    assert "| Hopper (100 steps) | 100 (10 p, 1 seed) | 2650 ± 2350 (100 p, 2 seeds) |" in md
+    assert "+200 return per tenfold K (least-squares slope of the mean over seeds 0," in md
+    even = ablation.markdown(rows[:2])
+    assert "| Hopper (100 steps, 1 seed) | 100 (10 p) | 300 (100 p) |" in even

@@ -14,13 +14,13 @@ import pandas as pd
 from es_compact.config import PolicyConfig
 from es_compact.experiments import rl
 from es_compact.experiments.runner import (
-    COLS,
     Budget,
     RunSpec,
     draw_curves,
     figure,
-    fmt_return,
+    fmt_cell,
     make_config,
+    seed_count,
     summarise,
 )
 
@@ -70,10 +70,16 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * len(ks)]
     for env_id in dict.fromkeys(s["env"]):
         sub = s[s["env"] == env_id].set_index("rotations")
-        cells = [f"{fmt_return(*sub.loc[k, COLS])} ({int(sub.at[k, 'params'])} p)"
-                 if k in sub.index else "not run yet" for k in ks]
-        lines.append(f"| {env_id.split('-')[0]} ({int(sub['timesteps'].mean()):,} steps, "
-                     f"{int(sub['seeds'].iloc[0])} seeds) | " + " | ".join(cells) + " |")
+        seeds = seed_count(sub)
+        cells = [fmt_cell(sub.loc[k], seeds is None) if k in sub.index else "not run yet"
+                 for k in ks]
+        lines.append(f"| {env_id.split('-')[0]} ({int(sub['timesteps'].mean()):,} steps"
+                     f"{'' if seeds is None else ', ' + seeds}) | " + " | ".join(cells) + " |")
+    lines.append("")
+    for env_id, (slope, common) in trend(rows).items():
+        lines.append(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope of the "
+                     f"mean over seeds {', '.join(map(str, common))}, which every K has "
+                     "finished).")
     return "\n".join(lines) + "\n"
 
 
@@ -103,9 +109,16 @@ def plot(rows: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def trend(rows: list[dict]) -> dict[str, float]:
+def trend(rows: list[dict]) -> dict[str, tuple[float, list[int]]]:
     """Per environment, the least-squares slope of the seed-mean final return against log10 K
-    (return gained per tenfold more rotations)."""
-    s = summarise(rows, ["env", "rotations"])
-    return {e: float(np.polyfit(np.log10(g["rotations"]), g["final_mean"], 1)[0])
-            for e, g in s.groupby("env", sort=False) if len(g) > 1}
+    (return gained per tenfold more rotations), over the seeds every K has finished (a grid in
+    progress holds more seeds of K = 200, shared with the rl experiment, than of the others),
+    and those seeds."""
+    df = pd.DataFrame(rows)
+    out = {}
+    for env_id, g in df.groupby("env", sort=False):
+        common = sorted(set.intersection(*(set(x) for _, x in g.groupby("rotations")["seed"])))
+        means = g[g["seed"].isin(common)].groupby("rotations")["final_return_mean"].mean()
+        if len(means) > 1:
+            out[env_id] = float(np.polyfit(np.log10(means.index), means.values, 1)[0]), common
+    return out

@@ -17,8 +17,9 @@ from es_compact.experiments.runner import (
     Budget,
     RunSpec,
     figure,
-    fmt_return,
+    fmt_cell,
     make_config,
+    seed_count,
     summarise,
 )
 
@@ -60,15 +61,17 @@ def markdown(rows: list[dict]) -> str:
     slopes = sorted(set(s["slope"]))
     lines = ["| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
              + " | params |", "|---|---|" + "---|" * (len(slopes) + 1)]
+    seeds = seed_count(s)
     for (depth, every), g in s.groupby(["depth", "every"], sort=True):
         g = g.set_index("slope")
-        cells = [fmt_return(g.at[a, "final_mean"], g.at[a, "final_std"], g.at[a, "seeds"])
-                 if a in g.index else "" for a in slopes]
+        cells = [fmt_cell(g.loc[a], seeds is None, params=False) if a in g.index else ""
+                 for a in slopes]
         lines.append(f"| {depth} | {every} ({nonlinearities(depth, every)} in all) | "
                      + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
     steps = int(s["timesteps"].mean())
-    return "\n".join(lines) + f"\n\n{ENV}, {steps:,} steps, {int(s['seeds'].iloc[0])} seed(s) " \
-        "per cell; final evaluation return (mean ± std over seeds).\n"
+    per_cell = "seed counts as given" if seeds is None else f"{seeds} per cell"
+    return "\n".join(lines) + f"\n\n{ENV}, {steps:,} steps, {per_cell}; final evaluation " \
+        "return (mean ± std over seeds).\n"
 
 
 def plot(rows: list[dict], path: str | Path) -> None:

@@ -18,13 +18,13 @@ import pandas as pd
 
 from es_compact.config import PolicyConfig
 from es_compact.experiments.runner import (
-    COLS,
     Budget,
     RunSpec,
     draw_curves,
     figure,
-    fmt_return,
+    fmt_cell,
     make_config,
+    seed_count,
     summarise,
 )
 
@@ -91,8 +91,9 @@ def markdown(rows: list[dict]) -> str:
              "|---|" + "---|" * (len(archs) + 2)]
     for env_id in envs:
         sub = s[s["env"] == env_id].set_index("arch")
-        cells = [f"{fmt_return(*sub.loc[a, COLS])} ({int(sub.at[a, 'params'])} p)"
-                 if a in sub.index else "not run yet" for a in archs]
+        seeds = seed_count(sub)
+        cells = [fmt_cell(sub.loc[a], seeds is None) if a in sub.index else "not run yet"
+                 for a in archs]
         diff = []
         for other in ("dense", "toeplitz"):
             if "kama" in sub.index and other in sub.index:
@@ -100,10 +101,9 @@ def markdown(rows: list[dict]) -> str:
             else:
                 diff.append("")
         steps = int(sub["timesteps"].mean())
-        seeds = "/".join(str(n) for n in dict.fromkeys(int(n) for n in sub["seeds"]))
-        plural = "" if seeds == "1" else "s"
-        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps, {seeds} seed{plural}) | "
-                     + " | ".join(cells + diff) + " |")
+        lines.append(f"| {env_id.split('-')[0]} ({steps:,} steps"
+                     f"{'' if seeds is None else ', ' + seeds}) | " + " | ".join(cells + diff)
+                     + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -227,8 +227,8 @@ def summarise(rows: list[dict], by: Sequence[str]) -> pd.DataFrame:
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:
-    """Write rows, replacing the file: one row per run of the latest invocation (runs trained
-    earlier keep their own provenance columns)."""
+    """Write rows, replacing the file (each row keeps the provenance columns of the invocation
+    that trained its run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -273,6 +273,27 @@ def fmt_return(mean: float, std: float, seeds: int = 2) -> str:
     if math.isnan(mean):
         return "n/a"
     return f"{mean:.0f}" if seeds < 2 else f"{mean:.0f} ± {std:.0f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def seed_count(summary: pd.DataFrame) -> str | None:
+    """'N seeds' when every cell of summarise()'s frame ran N seeds; None when the counts
+    differ (a grid in progress, or a cell shared with another experiment), and then each cell
+    should state its own (fmt_cell)."""
+    counts = {int(n) for n in summary["seeds"]}
+    return plural(counts.pop(), "seed") if len(counts) == 1 else None
+
+
+def fmt_cell(cell: pd.Series, own_seeds: bool, params: bool = True) -> str:
+    """One summarise() row as 'mean ± std (P p)', with ', N seeds' inside the brackets when
+    own_seeds (the row's seed counts differ)."""
+    notes = ([f"{int(cell['params'])} p"] if params else []) + (
+        [plural(int(cell["seeds"]), "seed")] if own_seeds else [])
+    text = fmt_return(*cell[COLS])
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def estimate_hours(rows: list[dict], specs: Sequence[RunSpec]) -> float:
