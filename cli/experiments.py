@@ -55,7 +55,9 @@ def _run_options(fn):
                      help="train nothing: tables and plots from the runs finished so far"),
         click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
         click.option("--workers", type=int, help="rollout workers per run [one per core]"),
-        click.option("--seeds", type=COUNT, help="seeds per cell [quick/full default]"),
+        click.option("--seeds", type=COUNT,
+                     help="seeds per cell to train [quick/full default]; the tables hold "
+                          "every finished seed, up to the larger of the two"),
         _PROGRESS_OPTION,
     ]
     for opt in reversed(opts):
@@ -179,7 +181,8 @@ def table1(out):
 
 
 _ENV_OPTION = click.option("--env", "envs", multiple=True,
-                           help="only this environment (repeatable) [all of the experiment's]")
+                           help="train only this environment (repeatable; the tables hold every "
+                                "environment's finished runs) [all of the experiment's]")
 
 
 @experiment.command()
