@@ -70,11 +70,10 @@ def _echo(s: str) -> None:
 
 
 def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0,
-           grid=None, planned=()) -> tuple[list[dict], int]:
+           grid=None, planned=()) -> tuple[list[dict], list]:
     """Train `specs` (unless --report), then collect the rows of every finished run of `grid`
-    (the experiment's whole grid, holding specs; default: specs). Returns (rows, the number
-    of runs planned: specs, the `planned` specs (the form's own grid) and any other finished
-    run of grid).
+    (the experiment's whole grid, holding specs; default: specs). Returns (rows, the specs
+    still to finish among `specs` and `planned`, the form's own grid).
 
     The tables cover the whole grid, not only what this invocation trained, so `--env
     Hopper-v4` adds Hopper's rows to a committed table instead of shrinking it to them."""
@@ -85,12 +84,14 @@ def _train(specs, root: Path, report: bool = False, progress_every: float = 60.0
         click.echo(f"{len(specs)} runs under {root}", err=True)
         run_specs(specs, root, log=_echo, on_iteration=_progress(progress_every))
     done = finished_specs(specs if grid is None else grid, root)
-    count = len({s.name for s in (*specs, *planned, *done)})
+    finished = {s.name for s in done}
+    todo = list({s.name: s for s in (*specs, *planned) if s.name not in finished}.values())
     if not done:
-        raise ConfigError(f"none of the {count} runs under {root} has finished yet")
+        raise ConfigError(f"none of the {len(todo)} runs under {root} has finished yet")
     if report:
-        click.echo(f"{len(done)} of {count} runs under {root} have finished", err=True)
-    return [collect(s, run_path(root, s)) for s in done], count
+        click.echo(f"{len(done)} of {len(done) + len(todo)} runs under {root} have finished",
+                   err=True)
+    return [collect(s, run_path(root, s)) for s in done], todo
 
 
 def _refuse_serial_workers(backend: str, workers: int | None) -> None:
@@ -110,12 +111,19 @@ def _envs(chosen: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
-           full_specs=None, planned: int | None = None) -> None:
+           full_specs=None, todo=(), root: Path | None = None) -> None:
+    """OUT/STEM.{csv,md} from the finished runs' rows; todo: the runs still to finish (under
+    root), whose remaining steps are estimated at the throughput the finished ones measured."""
     from es_compact.experiments.runner import estimate_hours, write_csv
 
-    if planned is not None and len(rows) < planned:
-        md += (f"\n**In progress:** {len(rows)} of {planned} runs have finished; cells and "
-               "curves show those only (`--report` collects them without training).\n")
+    if todo:
+        unseen = sorted({s.tags.get("env") for s in todo} - {r.get("env") for r in rows})
+        guessed = (f"; {', '.join(unseen)}, with no run finished yet, at the median rate of "
+                   "the others" if unseen else "")
+        md += (f"\n**In progress:** {len(rows)} of {len(rows) + len(todo)} runs have finished; "
+               "cells and curves show those only (`--report` collects them without training). "
+               f"At the throughput the finished runs measured, the other {len(todo)} need "
+               f"about {estimate_hours(rows, todo, root):.1f} hours more{guessed}.\n")
     meta = run_metadata(None)
     wall = sum(r["wall_time_s"] for r in rows if r.get("wall_time_s") == r.get("wall_time_s"))
     md += (f"\n`{meta['command']}` at {meta['commit']}, {meta['date']}, {meta['cores']} cores; "
@@ -148,11 +156,11 @@ def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root:
     # The tables: every finished run of the form's grid, at its own seed count or --seeds'.
     grid = ex.specs(form, seeds=max(seeds or 0, ex.SEEDS[form]), backend=backend,
                     workers=workers)
-    rows, planned = _train(specs, Path(runs_root) / form / name, report, progress_every,
-                           grid, ex.specs(form))
+    root = Path(runs_root) / form / name
+    rows, todo = _train(specs, root, report, progress_every, grid, ex.specs(form))
     ex.plot(rows, out / f"{stem}_{form}.png")
     _write(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",
-           None if full else ex.specs("full"), planned=planned)
+           None if full else ex.specs("full"), todo, root)
 
 
 @click.group()
@@ -290,10 +298,11 @@ def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, prog
     # The table also keeps the finished runs of architectures not given this time.
     grid = ex.specs(env_id, archs + tuple(a for a in ARCHITECTURES if a not in archs), seeds,
                     backend, workers)
-    rows, planned = _train(specs, Path(runs_root) / "presets", report, progress_every, grid)
+    root = Path(runs_root) / "presets"
+    rows, todo = _train(specs, root, report, progress_every, grid)
     rows = ex.with_late(rows)
     stem = f"presets_{ex.stem(env_id)}"
     ex.plot(rows, Path(out) / f"{stem}.png")
     _write(Path(out), stem, rows, ex.markdown(rows),
            f"Preset search, {env_id}: ranked by the mean return over the budget's last fifth",
-           planned=planned)
+           todo=todo, root=root)

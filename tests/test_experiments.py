@@ -518,7 +518,10 @@ def test_env_option_adds_rows_to_the_table_instead_of_replacing_it(tmp_path, mon
     assert list(df["env"]) == ["InvertedPendulum-v4", "Hopper-v4"]  # in the grid's order
     assert df["final_return_mean"].notna().all()
     # Planned: the quick form's 6 environments x 3 seeds (linear only here).
-    assert "**In progress:** 2 of 18 runs" in (tmp_path / "res" / "rl_quick.md").read_text()
+    md = (tmp_path / "res" / "rl_quick.md").read_text()
+    assert "**In progress:** 2 of 18 runs" in md and "the other 16 need about" in md
+    assert ("HalfCheetah-v4, InvertedDoublePendulum-v4, Swimmer-v4, Walker2d-v4, with no run "
+            "finished yet, at the median rate of the others") in md
     report = CliRunner().invoke(cli, [*args[:2], "--report", *args[6:], "--env", "Hopper-v4"])
     assert report.exit_code == 2, report.output
     assert report.output.strip() == ("error: --env applies only without --report (which "
@@ -542,3 +545,19 @@ def test_uneven_seed_counts_are_stated_per_cell_and_the_trend_uses_common_seeds(
     assert "+200 return per tenfold K (least-squares slope of the mean over seeds 0," in md
     even = ablation.markdown(rows[:2])
     assert "| Hopper (100 steps, 1 seed) | 100 (10 p) | 300 (100 p) |" in even
+
+
+def test_estimate_counts_only_the_steps_a_run_has_left(tmp_path):
+    """Hours at each environment's median measured rate (the median of every row for an
+    environment without one); a run on disk counts only the steps it has not taken yet."""
+    from es_compact.experiments.runner import estimate_hours
+
+    rows = [{"env": "InvertedPendulum-v4", "steps_per_s": r} for r in (0.1, 0.3)] + [
+        {"env": "Hopper-v4", "steps_per_s": 1.0}]
+    trained, fresh = tiny_specs(archs=("linear", "dcnn"))  # 400 steps each
+    # 400 steps at the median 0.2 steps/s: 2000 s each; Swimmer at the rows' median, 0.3.
+    assert estimate_hours(rows, [trained, fresh]) == pytest.approx(4000 / 3600)
+    swim = rl.specs("quick", envs=("Swimmer-v4",), archs=("linear",), seeds=1)[0]
+    assert estimate_hours(rows, [swim]) == pytest.approx(16_000 / 0.3 / 3600)
+    run_specs([trained], tmp_path)  # spends its whole budget
+    assert estimate_hours(rows, [trained, fresh], tmp_path) == pytest.approx(2000 / 3600)

@@ -296,12 +296,18 @@ def fmt_cell(cell: pd.Series, own_seeds: bool, params: bool = True) -> str:
     return f"{text} ({', '.join(notes)})" if notes else text
 
 
-def estimate_hours(rows: list[dict], specs: Sequence[RunSpec]) -> float:
-    """Hours the given (full-form) specs would take at the throughput the rows' runs measured,
-    per environment (median of timesteps / wall time, which includes start-up and
-    evaluation, so short runs make it a pessimistic estimate)."""
+def estimate_hours(rows: list[dict], specs: Sequence[RunSpec],
+                   root: str | Path | None = None) -> float:
+    """Hours the given specs would take at the throughput the rows' runs measured, per
+    environment (median of timesteps / wall time, which includes start-up and evaluation, so
+    short runs make it a pessimistic estimate; an environment without rows at the median of
+    all rows). With root, the steps a run under it has already taken are not counted again."""
     df = pd.DataFrame(rows)
     rate = df.groupby("env")["steps_per_s"].median().to_dict()
     fallback = float(df["steps_per_s"].median())
-    seconds = sum(s.config.run.timesteps / rate.get(s.tags.get("env"), fallback) for s in specs)
+    seconds = 0.0
+    for s in specs:
+        meta = None if root is None else _latest_meta(run_path(Path(root), s))
+        steps = s.config.run.timesteps - (meta or {}).get("timesteps", 0)
+        seconds += max(steps, 0) / rate.get(s.tags.get("env"), fallback)
     return seconds / 3600.0
