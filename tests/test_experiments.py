@@ -561,3 +561,30 @@ def test_estimate_counts_only_the_steps_a_run_has_left(tmp_path):
     assert estimate_hours(rows, [swim]) == pytest.approx(16_000 / 0.3 / 3600)
     run_specs([trained], tmp_path)  # spends its whole budget
     assert estimate_hours(rows, [trained, fresh], tmp_path) == pytest.approx(2000 / 3600)
+
+
+def test_swimmer_reference_check_runs_both_sides_and_reports_them(tmp_path, monkeypatch):
+    """Two iterations of each implementation, for real: same evaluation schedule, and the
+    report counts seeds at the threshold and sums each side's training time."""
+    from es_compact.experiments import swimmer_reference as sr
+
+    monkeypatch.setattr(sr, "ITERATIONS", 2)
+    monkeypatch.setattr(sr, "EVAL_EVERY", 1)
+    monkeypatch.setattr(sr, "EPISODES", 1)
+    monkeypatch.setattr(sr, "ROOT", tmp_path / "runs")
+    df = sr.main(seeds=1, out=str(tmp_path / "out"))
+    assert list(df["implementation"]) == ["es-compact", "reference"]
+    for impl in ("es-compact", "reference"):
+        assert len(df[df["implementation"] == impl]["evals"].iloc[0].split()) == 2
+    # Swimmer never terminates: 2 iterations x 2 episodes x 1000 steps on both sides.
+    ours, _ = sr.ours(0)  # read back, not retrained
+    ref, _ = sr.reference_ars(0)
+    assert [(it, steps) for it, steps, _ in ours] == [(it, steps) for it, steps, _ in ref] \
+        == [(1, 2000), (2, 4000)]
+    assert ref == sr.reference_ars(0)[0]  # seeded
+    md = (tmp_path / "out" / "swimmer_reference.md").read_text()
+    walls = df.set_index("implementation")["wall_time_s"]
+    assert (f"(training, summed over seeds: es-compact {walls['es-compact']:.0f} s, reference "
+            f"{walls['reference']:.0f} s)") in md
+    assert "| es-compact | 1 | 0 of 1 |" in md  # two iterations reach nothing near 325
+    assert sr.fisher_p(5, 10, 2, 10) == pytest.approx(0.3498, abs=1e-4)

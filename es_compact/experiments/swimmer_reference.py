@@ -20,6 +20,7 @@ results/swimmer_reference.{csv,md}.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -113,6 +114,7 @@ def fisher_p(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
 
 def markdown(df: pd.DataFrame, meta: dict) -> str:
     from es_compact.experiments.rl import welch_p
+    from es_compact.experiments.runner import fmt_return
 
     lines = ["# ARS on Swimmer-v4: es-compact against a plain-NumPy reference", "",
              f"ARS V1, linear policy, α {ALPHA}, N = b = 1, ν {NU} (the ARS paper's Swimmer "
@@ -124,12 +126,13 @@ def markdown(df: pd.DataFrame, meta: dict) -> str:
     for impl, g in df.groupby("implementation", sort=False):
         f = g["final_eval"]
         lines.append(f"| {impl} | {len(g)} | {int(g['reached_325'].sum())} of {len(g)} | "
-                     f"{f.mean():.0f} ± {f.std(ddof=1):.0f} | {f.median():.0f} | "
+                     f"{fmt_return(f.mean(), f.std(ddof=1), len(f))} | {f.median():.0f} | "
                      f"{g['best_eval'].median():.0f} |")
     a, b = (df[df["implementation"] == impl] for impl in ("es-compact", "reference"))
     gap = a["final_eval"].mean() - b["final_eval"].mean()
+    p = welch_p(list(a["final_eval"]), list(b["final_eval"]))  # None below two seeds a side
     lines += ["", f"es-compact − reference, final return: {gap:+.0f} (Welch's two-sided p = "
-              f"{welch_p(list(a['final_eval']), list(b['final_eval'])):.2f}); seeds reaching "
+              f"{'n/a' if p is None else f'{p:.2f}'}); seeds reaching "
               f"{THRESHOLD:.0f}: Fisher's exact two-sided p = "
               f"{fisher_p(a['reached_325'].sum(), len(a), b['reached_325'].sum(), len(b)):.2f}."]
     lines += ["", "| implementation | seed | evaluations (every 25 iterations) | final | "
@@ -137,8 +140,13 @@ def markdown(df: pd.DataFrame, meta: dict) -> str:
     for r in df.itertuples():
         at = "" if pd.isna(r.first_timesteps_at_325) else f"{int(r.first_timesteps_at_325):,}"
         lines.append(f"| {r.implementation} | {r.seed} | {r.evals} | {r.final_eval} | {at} |")
+    # The invocation's own time leaves out runs read back from an earlier invocation; the
+    # rows' wall times are each run's own.
+    trained = ", ".join(f"{impl} {g['wall_time_s'].sum():.0f} s"
+                        for impl, g in df.groupby("implementation", sort=False))
     lines += ["", f"`{meta['command']}` at {meta['commit']}, {meta['date']}, {meta['cores']} "
-              f"cores, {meta['wall_time_s']:.0f} s", ""]
+              f"cores, {meta['wall_time_s']:.0f} s (training, summed over seeds: {trained})",
+              ""]
     return "\n".join(lines)
 
 
@@ -160,6 +168,14 @@ def main(seeds: int = 10, out: str = "results",
     return df
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 if __name__ == "__main__":
-    n = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 10
-    main(seeds=n, log=lambda s: print(s, file=sys.stderr, flush=True))
+    parser = argparse.ArgumentParser(prog="python -m es_compact.experiments.swimmer_reference",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=_count, default=10, help="seeds a side (default 10)")
+    main(seeds=parser.parse_args().seeds, log=lambda s: print(s, file=sys.stderr, flush=True))
