@@ -588,3 +588,25 @@ def test_swimmer_reference_check_runs_both_sides_and_reports_them(tmp_path, monk
             f"{walls['reference']:.0f} s)") in md
     assert "| es-compact | 1 | 0 of 1 |" in md  # two iterations reach nothing near 325
     assert sr.fisher_p(5, 10, 2, 10) == pytest.approx(0.3498, abs=1e-4)
+
+
+def test_dcnn_policy_table_and_plot_from_real_runs(tmp_path):
+    """The depth / placement table: one row per (depth, every), one column per slope, blank
+    where a cell was not in the grid; seed counts per cell once they differ."""
+    grid = [(2, 1, 0.5), (4, 1, 0.0), (4, 1, 0.5)]
+    budget = Budget(400, 1, 1, directions=1, top=1)  # one iteration: 3 HalfCheetah episodes
+    specs = dcnn.specs("quick", grid=grid, seeds=1, backend="serial", workers=1, budget=budget)
+    rows = run_specs(specs, tmp_path)
+    md = dcnn.markdown(rows)
+    lines = md.splitlines()
+    assert lines[0] == ("| depth L | leaky ReLU after every | slope 0 | slope 0.5 | params |")
+    assert lines[2].startswith("| 2 | 1 (1 in all) |  | ")
+    assert lines[3].startswith("| 4 | 1 (3 in all) | ")
+    assert lines[2].endswith(f"| {rows[0]['params']} |")
+    assert "1 seed per cell" in md and "(1 seed)" not in md
+    dcnn.plot(rows, tmp_path / "dcnn.png")
+    assert (tmp_path / "dcnn.png").stat().st_size > 10_000
+    more = dcnn.specs("quick", grid=grid[:1], seeds=2, backend="serial", workers=1,
+                      budget=budget)
+    md = dcnn.markdown(rows + run_specs(more[1:], tmp_path))
+    assert "seeds as marked in each cell" in md and "(2 seeds)" in md and "(1 seed)" in md

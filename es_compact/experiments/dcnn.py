@@ -69,7 +69,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {depth} | {every} ({nonlinearities(depth, every)} in all) | "
                      + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
     steps = int(s["timesteps"].mean())
-    per_cell = "seed counts as given" if seeds is None else f"{seeds} per cell"
+    per_cell = "seeds as marked in each cell" if seeds is None else f"{seeds} per cell"
     return "\n".join(lines) + f"\n\n{ENV}, {steps:,} steps, {per_cell}; final evaluation " \
         "return (mean ± std over seeds).\n"
 
