@@ -432,3 +432,26 @@ def test_cli_benchmark_checks_out_dir_before_running(tmp_path, make):
     assert res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
     assert words in res.output
     assert precious.read_bytes() == b"precious notes\n"
+
+
+def test_cli_benchmark_writes_every_problem_and_variant(tmp_path):
+    """`make givens`' quick form end to end (about 30 s): d = 16 runs of each problem and
+    variant converge, d = 64 greedy is timed against the dense callable, the plot is drawn."""
+    import pandas as pd
+
+    from es_compact_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["givens", "--benchmark", "--out-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(tmp_path / "givens_summary.csv")
+    small = summary[summary["dim"] == 16]
+    assert sorted(zip(small["problem"], small["variant"], strict=True)) == sorted(
+        (p, v) for p in gx.PROBLEMS for v in gx.VARIANTS)
+    assert (small["stop"] == "gain_tol").all() and (small["rel_error"].abs() < 1e-6).all()
+    timing = pd.read_csv(tmp_path / "givens_timing.csv")
+    assert sorted(timing["problem"]) == sorted(gx.PROBLEMS) and (timing["dim"] == 64).all()
+    assert (timing["steps"] == 3000).all()  # the quick form caps d = 64 at 3000 steps
+    assert {"command", "commit", "date", "cores", "wall_time_s"} <= set(timing.columns)
+    trace = pd.read_csv(tmp_path / "givens_trace.csv")
+    assert set(trace["variant"]) == set(gx.VARIANTS)
+    assert (tmp_path / "givens.png").stat().st_size > 10_000
