@@ -17,8 +17,11 @@ def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def integer(name: str, value) -> int:
-    """value as an int, or ConfigError "NAME must be an integer, got VALUE"."""
+def integer(name: str, value, minimum: int | None = None) -> int:
+    """value as an int, or ConfigError "NAME must be an integer, got VALUE" (or "NAME must be
+    at least MINIMUM, got VALUE")."""
     if not is_integer(value):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return int(value)

@@ -56,13 +56,6 @@ class ObjectiveError(ESCompactError, ValueError):
 # Input checks
 
 
-def _integer(name: str, value, minimum: int | None = None) -> int:
-    value = integer(name, value)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def check_rotation(M: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """M as a float64 (d, d) array, after checking d >= 2, MᵀM = I (max-abs error <= tol) and
     det M = +1."""
@@ -697,16 +690,16 @@ def minimize(F, M0: np.ndarray | None = None, *, dim: int | None = None,
             dim = getattr(F, "dim", None)
         if dim is None:
             raise ConfigError("give M0 or dim")
-        if _integer("dim", dim) < 2:
+        if integer("dim", dim) < 2:
             raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
         M0 = np.eye(int(dim))
     M0 = check_rotation(M0)
     d = M0.shape[0]
-    if dim is not None and _integer("dim", dim, 2) != d:
+    if dim is not None and integer("dim", dim, 2) != d:
         raise ConfigError(f"dim = {dim} but M0 is {d} x {d}")
-    _integer("max_steps", max_steps, 0)
-    _integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
-    _integer("grid", grid, 3)  # checked here too: line_search sees it only without a degree
+    integer("max_steps", max_steps, 0)
+    integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
+    integer("grid", grid, 3)  # checked here too: line_search sees it only without a degree
     if track_grad is None:
         track_grad = variant == "greedy"
     scorer = as_scorer(F, degree)

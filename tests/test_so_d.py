@@ -355,11 +355,11 @@ def test_greedy_d64_converges():
     ({"dim": True}, "dim must be an integer, got True"),
     ({"max_steps": 2.5}, "max_steps must be an integer, got 2.5"),
     ({"max_steps": None}, "max_steps must be an integer, got None"),
-    ({"max_steps": -1}, "max_steps must be >= 0, got -1"),
-    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"max_steps": -1}, "max_steps must be at least 0, got -1"),
+    ({"seed": -1}, "seed must be at least 0, got -1"),
     ({"seed": 1.5}, "seed must be an integer, got 1.5"),
     ({"grid": 3.5}, "grid must be an integer, got 3.5"),
-    ({"grid": 2}, "grid must be >= 3, got 2"),
+    ({"grid": 2}, "grid must be at least 3, got 2"),
 ])
 def test_minimize_checks_its_arguments(kwargs, match):
     args = {"dim": 3, "degree": 1, "max_steps": 2, **kwargs}
@@ -379,7 +379,7 @@ def test_check_rotation_needs_a_finite_tolerance(tol):
 @pytest.mark.parametrize("dim, seed, match", [
     ("3", 0, "dim must be an integer, got '3'"),
     (2.5, 0, "dim must be an integer, got 2.5"),
-    (3, -1, "seed must be >= 0, got -1"),
+    (3, -1, "seed must be at least 0, got -1"),
     (3, 0.5, "seed must be an integer, got 0.5"),
 ])
 def test_make_problem_checks_dim_and_seed(dim, seed, match):

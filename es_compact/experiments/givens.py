@@ -90,8 +90,7 @@ def make_problem(name: str, dim: int, seed: int = 0) -> Problem:
         raise ConfigError(f"unknown problem {name!r}: use one of {', '.join(PROBLEMS)}")
     if integer("dim", dim) < 2:
         raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
-    if integer("seed", seed) < 0:  # numpy's SeedSequence takes non-negative integers only
-        raise ConfigError(f"seed must be >= 0, got {seed}")
+    integer("seed", seed, minimum=0)  # numpy's SeedSequence takes non-negative integers only
     return PROBLEMS[name](int(dim), np.random.default_rng(int(seed)))
 
 
@@ -106,10 +105,8 @@ def solve(problem: Problem, variant: str, max_steps: int, seed: int = 0,
 
 def thin_steps(n: int, points: int = 300) -> np.ndarray:
     """About `points` log-spaced indices in 0..n (always 0 and n)."""
-    if integer("n", n) < 0:
-        raise ConfigError(f"n must be >= 0, got {n}")
-    if integer("points", points) < 1:
-        raise ConfigError(f"points must be at least 1, got {points}")
+    integer("n", n, minimum=0)
+    integer("points", points, minimum=1)
     # Past this many points consecutive values of the geomspace are under 1/2 apart, so the
     # rounded indices are already every step 0..n: capping changes nothing but keeps a huge
     # `points` from allocating (and hanging on) an array of that size.

@@ -34,13 +34,6 @@ from es_compact.features import (
 )
 
 
-def _integer(name: str, value, minimum: int | None = None) -> int:
-    value = integer(name, value)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
 def _check(estimators: Sequence[str], datasets: Sequence[str], reps: int, blocks: int,
            seed: int, **sizes: int) -> None:
     """ConfigError for any bad argument, before the work; sizes: name=value, each >= 1."""
@@ -51,13 +44,13 @@ def _check(estimators: Sequence[str], datasets: Sequence[str], reps: int, blocks
             raise ConfigError(f"unknown estimator {e!r}: use one of {', '.join(ESTIMATORS)}")
     for name in datasets:
         check_name(name)
-    if _integer("reps", reps) < 2:
+    if integer("reps", reps) < 2:
         raise ConfigError(f"need at least 2 repetitions for a standard error, got {reps}")
-    if _integer("max_blocks", blocks) < 1:
+    if integer("max_blocks", blocks) < 1:
         raise ConfigError(f"number of blocks must be positive, got {blocks}")
-    _integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
+    integer("seed", seed, 0)  # numpy's SeedSequence takes non-negative integers only
     for name, value in sizes.items():
-        _integer(name, value, 1)
+        integer(name, value, 1)
 
 
 def _rng(seed: int, dataset: str, stream: int) -> np.random.Generator:
@@ -120,7 +113,7 @@ def gram_error(dataset: str, estimators: Sequence[str] = tuple(ESTIMATORS),
     estimators differ in), and f(W x) including that."""
     _check(estimators, [dataset], reps, max_blocks, seed)
     # One point has no pairs: its Gram matrix is [[1]], estimated exactly by any W.
-    _integer("points", points, 2)
+    integer("points", points, 2)
     X = subsample(load(dataset), points, _rng(seed, dataset, 0))
     n, d = X.shape
     K = exact_kernel(f, X)
