@@ -307,6 +307,32 @@ def test_theorem2_sweep_resumes_from_its_saved_fits(tmp_path):
             theorem2.sweep(**{**kw, **other}, cache=tmp_path / "a")
 
 
+def test_theorem2_fit_resumes_at_the_start_it_was_in(tmp_path):
+    """A full-form k = 8 fit runs half an hour: stopped part-way, it reads back the starts it
+    finished and runs only the rest, ending where an uninterrupted fit ends."""
+    A = theorem2.rank_k_matrix(8, 2, np.random.default_rng(0))
+    kw = {"restarts": 3, "max_iter": 200}
+    store = theorem2.StartStore(tmp_path / "s", {"n": 8})
+    whole, theta = theorem2.fit(A, 5, **kw, store=store)
+    # As if stopped during start 3: starts 1 and 2 are on disk.
+    checkpoint.npz_path(store.directory, "start3").unlink()
+    (store.directory / "start3.json").unlink()
+    # Mark start 1's saved iteration count: a start that is read back, not refitted, keeps it.
+    meta = json.loads((store.directory / "start1.json").read_text())
+    meta["start"]["nit"] += 100_000
+    (store.directory / "start1.json").write_text(json.dumps(meta))
+    lines = []
+    resumed, theta_resumed = theorem2.fit(A, 5, **kw, store=store, log=lines.append)
+    assert ["saved before" in ln for ln in lines] == [True, True, False]
+    assert resumed["lbfgs_iterations"] == whole["lbfgs_iterations"] + 100_000
+    assert resumed["rel_error"] == whole["rel_error"]
+    np.testing.assert_array_equal(theta_resumed, theta)
+    with pytest.raises(ConfigError, match="fitted with"):
+        theorem2.fit(A, 5, **kw, store=theorem2.StartStore(store.directory, {"n": 9}))
+    store.clear()
+    assert not store.directory.exists()
+
+
 def test_theorem2_sweep_reports_every_start_of_a_fit(tmp_path):
     """A full-form fit runs tens of minutes: each of its starts says how it ended."""
     lines = []
@@ -326,6 +352,8 @@ def test_theorem2_sweep_reports_every_start_of_a_fit(tmp_path):
     theorem2.sweep(ks=(1,), n=8, restarts=2, max_iter=200, odd_only=True, extra=0,
                    log=again.append, cache=tmp_path)
     assert len(again) == 3 and all("saved before" in ln for ln in again)
+    # A finished fit's starts are in it: none is left behind.
+    assert not list(tmp_path.glob("*.starts"))
 
 
 def test_report_tabulates_finished_runs_only(tmp_path, monkeypatch):

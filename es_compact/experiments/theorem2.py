@@ -27,6 +27,7 @@ machine that overhead dominates, so `make dcnn` sets OPENBLAS_NUM_THREADS=1.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -169,34 +170,80 @@ def extend(theta: np.ndarray, fit_from: ChainFit, m: int) -> np.ndarray:
         [full.real.ravel(), full.imag.ravel()])
 
 
+@dataclass(frozen=True)
+class StartStore:
+    """Where a fit keeps each finished start (npz + json, as checkpoints are), so a fit stopped
+    part-way resumes at the start it was in: a full-form k = 8 fit runs half an hour or more,
+    and its random starts are drawn from the seed, so a saved start is the one it would redo."""
+
+    directory: Path
+    settings: dict
+
+    def load(self, i: int) -> tuple[np.ndarray, dict] | None:
+        """(x, info) of start i when saved, None when not."""
+        name = f"start{i}"
+        if not checkpoint.exists(self.directory, name):
+            return None
+        arrays, meta = checkpoint.load(self.directory, name)
+        if meta.get("settings") != self.settings:
+            raise ConfigError(f"{self.directory / name}.json was fitted with "
+                              f"{meta.get('settings')}, not {self.settings}: delete "
+                              f"{self.directory} or use another cache directory")
+        return arrays["x"], meta["start"]
+
+    def save(self, i: int, x: np.ndarray, info: dict) -> None:
+        checkpoint.save(self.directory, f"start{i}", {"x": x},
+                        {"settings": self.settings, "start": info})
+
+    def clear(self) -> None:
+        """Drop the starts once the whole fit is saved: they are in it."""
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+
+
 def fit(A: np.ndarray, m: int, field: str = "complex", restarts: int = 3, seed: int = 0,
         max_iter: int = 3000, warm: np.ndarray | None = None,
-        log: Callable[[str], None] = lambda s: None) -> tuple[dict, np.ndarray]:
+        log: Callable[[str], None] = lambda s: None,
+        store: StartStore | None = None) -> tuple[dict, np.ndarray]:
     """Best of `restarts` L-BFGS-B runs from random near-identity starts, and of one more from
     `warm` (a shorter chain's solution extended by identity factors) when given. Returns the
     row (rel_error: best of all; rel_error_random: best of the random starts) and the best θ.
-    log gets one line per finished start (a full-form fit takes tens of minutes)."""
+    log gets one line per finished start (a full-form fit takes tens of minutes); with
+    `store`, each finished start is saved there and a start saved before is read back."""
     problem = ChainFit(A, m, field)
-    t0, iters = time.perf_counter(), 0
+    t0, iters, earlier = time.perf_counter(), 0, 0.0
     best = {"random": (np.inf, None), "warm": (np.inf, None)}
     starts = [("random", problem.init(np.random.default_rng([seed, m, r])))
               for r in range(restarts)]
     if warm is not None:
         starts.append(("warm", warm))
     for i, (kind, x0) in enumerate(starts, 1):
-        res = minimize(problem.value_and_grad, x0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": 1e-15,
-                                "gtol": 1e-12})
-        iters += int(res.nit)
-        err = problem.rel_error(res.x)
-        log(f"start {i} of {len(starts)} ({kind}): rel_error {err:.3e} after {res.nit} "
-            f"L-BFGS-B iterations, {time.perf_counter() - t0:.0f} s into the fit")
+        saved = None if store is None else store.load(i)
+        if saved is None:
+            t_start = time.perf_counter()
+            res = minimize(problem.value_and_grad, x0, jac=True, method="L-BFGS-B",
+                           options={"maxiter": max_iter, "maxfun": 2 * max_iter,
+                                    "ftol": 1e-15, "gtol": 1e-12})
+            x, info = res.x, {"kind": kind, "nit": int(res.nit),
+                              "rel_error": problem.rel_error(res.x),
+                              "seconds": time.perf_counter() - t_start}
+            if store is not None:
+                store.save(i, x, info)
+        else:
+            x, info = saved
+            # Time spent on it by an earlier, interrupted invocation.
+            earlier += info["seconds"]
+        iters += info["nit"]
+        err = info["rel_error"]
+        log(f"start {i} of {len(starts)} ({kind}): rel_error {err:.3e} after {info['nit']} "
+            f"L-BFGS-B iterations, {time.perf_counter() - t0 + earlier:.0f} s into the fit"
+            + (" (saved before)" if saved is not None else ""))
         if err < best[kind][0]:
-            best[kind] = (err, res.x)
+            best[kind] = (err, x)
     err, theta = min(best.values(), key=lambda b: b[0])
     row = {"m": m, "field": field, "rel_error": err, "rel_error_random": best["random"][0],
            "restarts": restarts, "warm_start": warm is not None, "lbfgs_iterations": iters,
-           "seconds": time.perf_counter() - t0, "params": problem.size}
+           "seconds": time.perf_counter() - t0 + earlier, "params": problem.size}
     return row, theta
 
 
@@ -209,7 +256,8 @@ def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("
 
     With `cache`, every fit is saved there (npz + json, as checkpoints are) as it finishes, and
     a fit already saved with the same settings is read back instead of run, so an interrupted
-    sweep resumes. `cached_only` runs no fit: the rows of the fits saved so far."""
+    sweep resumes; a fit in progress keeps its finished starts in CACHE/NAME.starts/ and
+    resumes at the start it was in. `cached_only` runs no fit: the rows of the fits saved so far."""
     if cached_only and cache is None:
         raise ConfigError("cached_only needs a cache directory")
     # odd_only decides the warm start (from m - 2 or m - 1), so it is part of a fit's identity.
@@ -229,12 +277,16 @@ def sweep(ks: Sequence[int] = (1, 2, 4), n: int = 64, fields: Sequence[str] = ("
                     break
                 if saved is None:
                     warm = None if prev is None else extend(prev[1], prev[0], m)
+                    store = (None if cache is None
+                             else StartStore(Path(cache) / f"{name}.starts", settings))
                     result, theta = fit(A, m, field, restarts, seed, max_iter, warm,
                                         log=lambda s, k=k, field=field, m=m: log(
-                                            f"  k={k} {field:7s} m={m:2d}: {s}"))
-                    if cache is not None:
+                                            f"  k={k} {field:7s} m={m:2d}: {s}"),
+                                        store=store)
+                    if store is not None:
                         checkpoint.save(cache, name, {"theta": theta},
                                         {"settings": settings, "row": result})
+                        store.clear()
                 else:
                     result, theta = saved
                 prev = (ChainFit(A, m, field), theta)
