@@ -382,7 +382,17 @@ def test_an_empty_existing_directory_is_used(tmp_path):
     assert Trainer(config(1), tmp_path / "r").run()["iterations"] == 1
 
 
-def test_a_run_stopped_inside_its_first_iteration_starts_afresh(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, whatever pytest inherited: a shell without job
+    control (a script's `make test &`, nohup) starts background commands with SIGINT ignored,
+    and a SIGINT the process ignores cannot interrupt anything."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_stopped_inside_its_first_iteration_starts_afresh(tmp_path, ctrl_c_raises):
     """Ctrl-C (or SIGTERM) before the first iteration finished leaves a config.json and no
     checkpoint. Nothing was trained, so the CLI promises no checkpoint, and both the same
     command and --resume start the run from scratch instead of refusing it."""
@@ -470,7 +480,7 @@ def test_cli_summary_is_strict_json_and_resume_refuses_options_it_would_ignore(t
     assert _latest_iteration(run) == 2
 
 
-def test_a_signal_during_an_environment_build_acts_when_the_build_returns():
+def test_a_signal_during_an_environment_build_acts_when_the_build_returns(ctrl_c_raises):
     """MuJoCo calls a Python warning callback from C++ while loading HalfCheetah-v4; a
     KeyboardInterrupt raised inside it aborts the process. make_env holds the signal until the
     environment is built, then raises it as usual."""
