@@ -181,15 +181,8 @@ class StartStore:
 
     def load(self, i: int) -> tuple[np.ndarray, dict] | None:
         """(x, info) of start i when saved, None when not."""
-        name = f"start{i}"
-        if not checkpoint.exists(self.directory, name):
-            return None
-        arrays, meta = checkpoint.load(self.directory, name)
-        if meta.get("settings") != self.settings:
-            raise ConfigError(f"{self.directory / name}.json was fitted with "
-                              f"{meta.get('settings')}, not {self.settings}: delete "
-                              f"{self.directory} or use another cache directory")
-        return arrays["x"], meta["start"]
+        saved = _load_saved(self.directory, f"start{i}", self.settings)
+        return None if saved is None else (saved[0]["x"], saved[1]["start"])
 
     def save(self, i: int, x: np.ndarray, info: dict) -> None:
         checkpoint.save(self.directory, f"start{i}", {"x": x},
@@ -304,13 +297,21 @@ def chain_lengths(k: int, extra: int = 2, odd_only: bool = False) -> range:
 
 def _load_fit(cache: str | Path | None, name: str, settings: dict):
     """(row, θ) of a fit saved in `cache` under `name`, or None when there is none."""
-    if cache is None or not checkpoint.exists(cache, name):
+    saved = None if cache is None else _load_saved(cache, name, settings)
+    return None if saved is None else (saved[1]["row"], saved[0]["theta"])
+
+
+def _load_saved(directory: str | Path, name: str, settings: dict):
+    """(arrays, meta) of a fit or start saved under `name`, None when there is none;
+    ConfigError when it was fitted with other settings."""
+    if not checkpoint.exists(directory, name):
         return None
-    arrays, meta = checkpoint.load(cache, name)
+    arrays, meta = checkpoint.load(directory, name)
     if meta.get("settings") != settings:
-        raise ConfigError(f"{Path(cache) / name}.json was fitted with {meta.get('settings')}, "
-                          f"not {settings}: use another directory or delete it")
-    return meta["row"], arrays["theta"]
+        raise ConfigError(f"{Path(directory) / name}.json was fitted with "
+                          f"{meta.get('settings')}, not {settings}: use another directory or "
+                          "delete it")
+    return arrays, meta
 
 
 def plot(rows: list[dict], path) -> None:
