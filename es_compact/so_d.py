@@ -56,6 +56,13 @@ class ObjectiveError(ESCompactError, ValueError):
 # Input checks
 
 
+def check_dim(dim) -> int:
+    """dim as an int, or ConfigError: not an integer, or below 2 (SO(1) is one point)."""
+    if integer("dim", dim) < 2:
+        raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
+    return int(dim)
+
+
 def check_rotation(M: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """M as a float64 (d, d) array, after checking d >= 2, MᵀM = I (max-abs error <= tol) and
     det M = +1."""
@@ -690,9 +697,7 @@ def minimize(F, M0: np.ndarray | None = None, *, dim: int | None = None,
             dim = getattr(F, "dim", None)
         if dim is None:
             raise ConfigError("give M0 or dim")
-        if integer("dim", dim) < 2:
-            raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
-        M0 = np.eye(int(dim))
+        M0 = np.eye(check_dim(dim))
     M0 = check_rotation(M0)
     d = M0.shape[0]
     if dim is not None and integer("dim", dim, 2) != d:

@@ -29,7 +29,7 @@ from scipy.stats import special_ortho_group
 
 from es_compact.checks import integer
 from es_compact.errors import ConfigError
-from es_compact.so_d import VARIANTS, GivensResult, QuadraticObjective, minimize
+from es_compact.so_d import VARIANTS, GivensResult, QuadraticObjective, check_dim, minimize
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +88,7 @@ PROBLEMS: dict[str, Callable[[int, np.random.Generator], Problem]] = {
 def make_problem(name: str, dim: int, seed: int = 0) -> Problem:
     if not isinstance(name, str) or name not in PROBLEMS:
         raise ConfigError(f"unknown problem {name!r}: use one of {', '.join(PROBLEMS)}")
-    if integer("dim", dim) < 2:
-        raise ConfigError(f"SO(d) needs d >= 2, got d = {dim}")
+    check_dim(dim)
     integer("seed", seed, minimum=0)  # numpy's SeedSequence takes non-negative integers only
     return PROBLEMS[name](int(dim), np.random.default_rng(int(seed)))
 
