@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from es_compact.config import PolicyConfig
+from es_compact.config import DCNN_INITS, PolicyConfig
 from es_compact.errors import ConfigError
 from es_compact.policies import ARCHITECTURES
 
@@ -42,6 +42,9 @@ def policy_options(fn):
                      help="DCNN: leaky ReLU after every k-th layer"),
         click.option("--slope", type=float, default=_D.slope, show_default=True,
                      help="DCNN leaky ReLU slope"),
+        click.option("--dcnn-init", type=click.Choice(DCNN_INITS), default=_D.dcnn_init,
+                     show_default=True, help="DCNN: c ~ N(0, 2/n) as the paper, or 'scaled' "
+                     "to the fan-in and activation so every depth starts at one output scale"),
         click.option("--squash", type=click.Choice(["clip", "tanh"]), default=_D.squash,
                      show_default=True, help="Box actions: clip to bounds or tanh into them"),
     ]
@@ -56,7 +59,7 @@ def policy_config(kw: dict) -> PolicyConfig:
                        hidden_layers=kw.pop("hidden_layers"),
                        rotations=parse_rotations(kw.pop("rotations")), depth=kw.pop("depth"),
                        nonlin_every=kw.pop("nonlin_every"), slope=kw.pop("slope"),
-                       squash=kw.pop("squash"))
+                       dcnn_init=kw.pop("dcnn_init"), squash=kw.pop("squash"))
     return cfg.validate(tuple(ARCHITECTURES))
 
 
@@ -93,5 +96,6 @@ def policy_applies(cfg: PolicyConfig, discrete: bool) -> dict[str, tuple[bool, s
             "rotations": (cfg.arch == "kama", "to --arch kama"),
             "depth": (dcnn, "to --arch dcnn"),
             "nonlin_every": (dcnn, "to --arch dcnn"),
+            "dcnn_init": (dcnn, "to --arch dcnn"),
             "slope": (dcnn and cfg.nonlin_every < cfg.depth,
                       "to --arch dcnn with a leaky ReLU (--nonlin-every below --depth)")}

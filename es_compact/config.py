@@ -15,6 +15,7 @@ import numpy as np
 from es_compact.errors import ConfigError
 
 SQUASH_MODES = ("clip", "tanh")
+DCNN_INITS = ("paper", "scaled")
 ALGOS = ("ars", "es")
 ARS_VARIANTS = ("v1", "v2", "v1t", "v2t")
 EXPLORATION = ("gaussian", "orthogonal", "hadamard")
@@ -103,6 +104,12 @@ class PolicyConfig(_Plain):
     """DCNN: negative-side slope of the leaky ReLU."""
     bias_std: float = 0.01
     """DCNN: standard deviation σ' of the initial biases."""
+    dcnn_init: str = "paper"
+    """DCNN: 'paper' draws c_i ~ N(0, 2/n) in every layer (the DCNN paper's Section 5), which
+    keeps the output scale at every depth only with a ReLU after every layer: each linear layer
+    doubles the output variance. 'scaled' draws c_i ~ N(0, g/f), f the layer's fan-in (the
+    input's dimension for the zero-padded first layer, n after it) and g = 2/(1 + slope²)
+    before a leaky ReLU, 1 elsewhere, so every depth and placement starts at one output scale."""
     linear_bias: bool = False
     """linear: add a bias, a = W s + b."""
     output_bias: bool = False
@@ -126,6 +133,8 @@ class PolicyConfig(_Plain):
             raise ConfigError(f"slope must lie in [0, 1], got {self.slope!r}")
         if not (_is_real(self.bias_std) and self.bias_std >= 0):
             raise ConfigError(f"bias_std must be a finite number >= 0, got {self.bias_std!r}")
+        if self.dcnn_init not in DCNN_INITS:
+            raise ConfigError(f"dcnn_init must be one of {DCNN_INITS}, got {self.dcnn_init!r}")
         _check_bool("linear_bias", self.linear_bias)
         _check_bool("output_bias", self.output_bias)
         if self.squash not in SQUASH_MODES:

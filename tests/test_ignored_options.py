@@ -15,6 +15,7 @@ IGNORED_IN_TRAIN = [
     (["--arch", "dcnn", "--hidden-layers", "3"], "--hidden-layers", "dense, toeplitz and kama"),
     (["--arch", "kama", "--depth", "3"], "--depth", "--arch dcnn"),
     (["--arch", "toeplitz", "--nonlin-every", "2"], "--nonlin-every", "--arch dcnn"),
+    (["--arch", "dense", "--dcnn-init", "scaled"], "--dcnn-init", "--arch dcnn"),
     (["--arch", "dcnn", "--depth", "3", "--nonlin-every", "3", "--slope", "0.2"], "--slope",
      "leaky ReLU"),
     (["--env", "CartPole-v1", "--arch", "linear", "--squash", "tanh"], "--squash", "Box"),
@@ -41,7 +42,8 @@ def test_train_refuses_an_option_it_would_ignore(tmp_path, args, flag, when):
 def test_the_same_options_are_taken_where_they_apply(tmp_path):
     # The options the table above refuses, each where it shapes the run: training starts.
     res = invoke("train", "--env", "InvertedPendulum-v4", "--arch", "dcnn", "--depth", "3",
-                 "--nonlin-every", "1", "--slope", "0.2", "--hidden", "8", "--algo", "es",
+                 "--nonlin-every", "1", "--slope", "0.2", "--dcnn-init", "scaled",
+                 "--hidden", "8", "--algo", "es",
                  "--optimizer", "sgd", "--l2-coeff", "0.01", "--directions", "2",
                  "--backend", "serial", "--workers", "1", "--iterations", "1", "--quiet",
                  "--no-plot", "--out", tmp_path / "run")
@@ -49,6 +51,7 @@ def test_the_same_options_are_taken_where_they_apply(tmp_path):
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["strategy"]["optimizer"] == "sgd"
     assert stored["policy"]["slope"] == 0.2
+    assert stored["policy"]["dcnn_init"] == "scaled"
 
 
 def test_resume_judges_options_by_the_stored_run(tmp_path):

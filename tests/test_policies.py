@@ -256,6 +256,31 @@ def test_dcnn_init_output_covariance(depth):
     assert abs(off.mean()) < 4 * off.std() / np.sqrt(samples)
 
 
+@pytest.mark.parametrize("depth,every,slope", [(1, 1, 0.0), (4, 3, 0.5), (8, 1, 0.0),
+                                               (8, 2, 0.25), (8, 3, 0.5)])
+def test_dcnn_scaled_init_keeps_the_input_scale(depth, every, slope):
+    """dcnn_init='scaled', σ' = 0: the output's mean second moment over initialisations is the
+    input's mean x_j² (17 entries, zero-padded to n = 64) at any depth and placement; the
+    paper's c ~ N(0, 2/n) instead doubles it for every linear layer."""
+    samples = 3000
+    x = np.random.default_rng(depth * 10 + every).standard_normal(17)
+    target = x @ x / x.size
+    found = {}
+    for init in ("scaled", "paper"):
+        cfg = PolicyConfig(arch="dcnn", hidden=64, depth=depth, nonlin_every=every, slope=slope,
+                           bias_std=0.0, dcnn_init=init)
+        policy = make_policy(cfg, 17, 6, seed=0)
+        rng = np.random.default_rng(depth)
+        Y = np.array([policy.forward(policy.init(rng), x) for _ in range(samples)])
+        second = (Y**2).mean(axis=1)
+        found[init] = (second.mean(), second.std() / np.sqrt(samples))
+    mean, se = found["scaled"]
+    assert abs(mean - target) < 4 * se and abs(mean - target) < 0.25 * target, (mean, target)
+    linear = sum(1 for i in range(depth - 1) if (i + 1) % every)  # identity hidden layers
+    if linear:  # paper, L = 4, k = 3 (the rl experiment's dcnn): 2.6x; L = 8, k = 3: 27x
+        assert found["paper"][0] > 2 ** (linear - 1) * target, found
+
+
 # Bad input ------------------------------------------------------------------------------------
 
 
@@ -265,6 +290,7 @@ def test_dcnn_init_output_covariance(depth):
     ({"depth": -1}, "depth must be a positive"),
     ({"rotations": (0,)}, "rotations must be positive"),
     ({"slope": 2.0}, "slope"),
+    ({"dcnn_init": "xavier"}, "dcnn_init must be one of"),
 ])
 def test_bad_config(change, match):
     with pytest.raises(ConfigError, match=match):

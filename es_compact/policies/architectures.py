@@ -84,8 +84,12 @@ def build_dcnn(obs_dim, act_dim, cfg, rng):
     for i in range(cfg.depth):
         last = i == cfg.depth - 1
         nonlinear = not last and (i + 1) % cfg.nonlin_every == 0
-        layer = CirculantLayer(in_dim=obs_dim if i == 0 else n, out_dim=act_dim if last else n,
-                               offset=off, n=n, bias=True, bias_std=cfg.bias_std,
+        in_dim = obs_dim if i == 0 else n
+        c_std = None
+        if cfg.dcnn_init == "scaled":  # second moment kept: E φ(z)² = (1 + slope²)/2 · E z²
+            c_std = float(np.sqrt((2.0 / (1.0 + cfg.slope**2) if nonlinear else 1.0) / in_dim))
+        layer = CirculantLayer(in_dim=in_dim, out_dim=act_dim if last else n,
+                               offset=off, n=n, bias=True, bias_std=cfg.bias_std, c_std=c_std,
                                activation="leaky_relu" if nonlinear else "identity",
                                slope=cfg.slope if nonlinear else 0.0)
         layers.append(layer)

@@ -10,7 +10,8 @@ Every layer has width n and computes x -> φ(D C x + b) with D = diag(d) and C c
 
 so a layer holds 3n parameters (c, d, b). A narrower input is zero-padded to n and a narrower
 output truncated. Initialisation (the paper's Section 5): c_i ~ N(0, 2/n), d_i uniform on
-{-1, +1}, b_i ~ N(0, σ'^2) with small σ'. C x is computed directly in O(n · in_dim) when n is
+{-1, +1}, b_i ~ N(0, σ'^2) with small σ' (``c_std`` replaces √(2/n); see
+PolicyConfig.dcnn_init). C x is computed directly in O(n · in_dim) when n is
 small and through the FFT in O(n log n) when n >= FFT_MIN_WIDTH (measured by
 `es-compact bench forward`: the direct loop wins below it).
 """
@@ -31,6 +32,8 @@ FFT_MIN_WIDTH = 256
 class CirculantLayer(Layer):
     n: int
     bias_std: float = 0.01
+    c_std: float | None = None
+    """Standard deviation of the initial c_i; None: the paper's √(2/n)."""
     use_fft: bool | None = None
     """Force the FFT (True) or direct (False) product; None chooses by width."""
 
@@ -52,7 +55,8 @@ class CirculantLayer(Layer):
         return {"c": (self.offset, (self.n,)), "d": (self.offset + self.n, (self.n,))}
 
     def init(self, theta, rng):
-        self.view(theta, "c")[:] = rng.normal(0.0, np.sqrt(2.0 / self.n), self.n)
+        self.view(theta, "c")[:] = rng.normal(0.0, np.sqrt(2.0 / self.n) if self.c_std is None
+                                             else self.c_std, self.n)
         self.view(theta, "d")[:] = rng.choice([-1.0, 1.0], self.n)
         if self.bias:
             self.view(theta, "bias")[:] = rng.normal(0.0, self.bias_std, self.out_dim)
