@@ -67,6 +67,7 @@ ablation: $(STAMP)
 # One BLAS thread: L-BFGS-B's small vector operations are slower with several (Theorem 2 fit).
 dcnn: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/es-compact experiment dcnn $(if $(FULL),--full --runs results/runs,)
+	$(BIN)/es-compact experiment dcnn-init $(if $(FULL),--full --runs results/runs,)
 
 tables: $(STAMP)
 	$(MAKE) FULL= table1 rl ablation dcnn kernels givens

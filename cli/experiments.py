@@ -263,6 +263,20 @@ def dcnn(full, out, runs_root, report, backend, workers, seeds, progress_every, 
               out, runs_root, report, backend, workers, seeds, progress_every)
 
 
+@experiment.command("dcnn-init")
+@_run_options
+@_ENV_OPTION
+def dcnn_init(full, out, runs_root, report, backend, workers, seeds, progress_every, envs):
+    """dcnn with the paper's initialisation against --dcnn-init scaled (HalfCheetah, Walker2d).
+
+    The 'paper' runs are the rl experiment's dcnn runs, trained once for both."""
+    from es_compact.experiments import dcnn_init as ex
+
+    _grid(ex, "dcnn_init", "dcnn_init", "DCNN policies: the paper's initialisation against "
+          "a variance-keeping one", full, out, runs_root, report, backend, workers, seeds,
+          progress_every, envs)
+
+
 @experiment.command()
 @click.option("--env", "env_id", default="InvertedDoublePendulum-v4", show_default=True,
               help="the task whose preset is searched")

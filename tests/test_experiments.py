@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from es_compact import checkpoint
+from es_compact.config import PolicyConfig
 from es_compact.errors import ConfigError
-from es_compact.experiments import ablation, dcnn, rl, table1, theorem2
+from es_compact.experiments import ablation, dcnn, dcnn_init, rl, table1, theorem2
 from es_compact.experiments.runner import (
     Budget,
     final_eval,
@@ -48,6 +49,39 @@ def test_table1_cli_writes_csv_with_provenance(tmp_path):
     df = pd.read_csv(tmp_path / "table1.csv")
     assert {"command", "commit", "date", "cores", "wall_time_s"} <= set(df.columns)
     assert len(df) == 24 and (tmp_path / "table1.md").exists()
+
+
+def test_dcnn_init_shares_rl_dcnn_runs_and_trains_the_scaled_ones(tmp_path, monkeypatch):
+    """The 'paper' cells are rl's dcnn runs (found finished); only 'scaled' is trained, and
+    the table states each initialisation's starting scale."""
+    for form in ("quick", "full"):
+        grid = dcnn_init.specs(form)
+        twins = {s.name: s.config for s in rl.specs(form)}
+        assert {s.name.startswith("../rl/") for s in grid if s.tags["init"] == "paper"} == {True}
+        assert all(twins[s.name.removeprefix("../rl/")] == s.config for s in grid
+                   if s.tags["init"] == "paper")
+        assert {s.config.policy.dcnn_init for s in grid if not s.name.startswith("../")} == {
+            "scaled"}
+    # dcnn_init trains at rl's budgets, so one patch shortens both experiments' runs.
+    monkeypatch.setitem(rl.BUDGETS, "quick", {**rl.BUDGETS["quick"], "Walker2d-v4": TINY})
+    common = ["--env", "Walker2d-v4", "--seeds", "1", "--backend", "serial", "--workers", "1",
+              "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    assert CliRunner().invoke(cli, ["experiment", "rl", *common]).exit_code == 0
+    res = CliRunner().invoke(cli, ["experiment", "dcnn-init", *common])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained") == 1 and res.output.count("finished already") == 1
+    got = pd.read_csv(tmp_path / "res" / "dcnn_init_quick.csv").set_index("init")
+    assert got.at["paper", "run_dir"] == str(
+        tmp_path / "runs" / "quick" / "rl" / "Walker2d-v4" / "dcnn" / "seed0")
+    assert got.at["scaled", "run_dir"].endswith("dcnn_init/Walker2d-v4/scaled/seed0")
+    md = (tmp_path / "res" / "dcnn_init_quick.md").read_text()
+    paper = dcnn_init.initial_scale("Walker2d-v4", PolicyConfig(arch="dcnn"))
+    scaled = dcnn_init.initial_scale("Walker2d-v4", PolicyConfig(arch="dcnn",
+                                                                 dcnn_init="scaled"))
+    assert f"| {paper['rms']:.2f} / {scaled['rms']:.2f} |" in md
+    # The paper's init starts 2.6x the input's second moment (1.6x its rms); scaled keeps it.
+    assert paper["rms"] > 1.4 and abs(scaled["rms"] - 1) < 0.15
+    assert paper["clipped"] > 1.5 * scaled["clipped"]
 
 
 @pytest.mark.parametrize("field", theorem2.FIELDS)

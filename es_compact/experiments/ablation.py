@@ -45,22 +45,9 @@ def specs(form: str = "quick", envs=ENVS, rotations=ROTATIONS, seeds: int | None
             for k in rotations:
                 cfg = make_config(env_id, PolicyConfig(arch="kama", rotations=(k,)),
                                   budgets[env_id], seed, backend, workers, NOISE_TABLE[form])
-                out.append(RunSpec(_shared_name(cfg, form) or f"{env_id}/K{k}/seed{seed}", cfg,
+                out.append(RunSpec(rl.shared_name(cfg, form) or f"{env_id}/K{k}/seed{seed}", cfg,
                                    {"env": env_id, "rotations": k, "seed": seed}))
     return out
-
-
-def _shared_name(config, form: str) -> str | None:
-    """The rl experiment's run of this very configuration (its kama runs use K = 200 and, in
-    both forms, the same budgets), as a name relative to this experiment's run root (RUNS/FORM/
-    ablation, beside RUNS/FORM/rl): trained once, used by both tables. None when there is none.
-    """
-    env_id, seed = config.env.id, config.run.seed
-    if env_id not in rl.ENVS:
-        return None
-    twin, = rl.specs(form, envs=(env_id,), archs=("kama",), seeds=seed + 1,
-                     backend=config.run.backend, workers=config.run.workers)[-1:]
-    return f"../rl/{twin.name}" if twin.config == config else None
 
 
 def markdown(rows: list[dict]) -> str:

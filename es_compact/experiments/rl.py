@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact.config import PolicyConfig
+from es_compact.config import PolicyConfig, TrainConfig
 from es_compact.experiments.runner import (
     Budget,
     RunSpec,
@@ -71,6 +71,19 @@ def specs(form: str = "quick", envs=ENVS, archs=ARCHS, seeds: int | None = None,
                 out.append(RunSpec(f"{env_id}/{arch}/seed{seed}", cfg,
                                    {"env": env_id, "arch": arch, "seed": seed}))
     return out
+
+
+def shared_name(config: TrainConfig, form: str) -> str | None:
+    """This experiment's run of this very configuration, as a name relative to another
+    experiment's run root (RUNS/FORM/NAME, beside RUNS/FORM/rl), so a run both need (the
+    ablation's K = 200, the dcnn-init comparison's paper initialisation) is trained once and
+    used by both tables. None when the rl grid has no such run."""
+    env_id, arch, seed = config.env.id, config.policy.arch, config.run.seed
+    if env_id not in ENVS or arch not in ARCHS:
+        return None
+    twin, = specs(form, envs=(env_id,), archs=(arch,), seeds=seed + 1,
+                  backend=config.run.backend, workers=config.run.workers)[-1:]
+    return f"../rl/{twin.name}" if twin.config == config else None
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
