@@ -666,6 +666,13 @@ def test_dcnn_policy_table_and_plot_from_real_runs(tmp_path):
     assert lines[3].startswith("| 4 | 1 (3 in all) | ")
     assert lines[2].endswith(f"| {rows[0]['params']} |")
     assert "1 seed per cell" in md and "(1 seed)" not in md
+    # The starting scale per cell: a ReLU after every layer keeps it; linear layers inflate it.
+    start = lines[lines.index("| depth L | leaky ReLU after every | slope 0 | slope 0.5 |") + 2:]
+    cell = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4, nonlin_every=1,
+                                                     slope=0.0))
+    assert start[1].startswith(f"| 4 | 1 | {cell['rms']:.2f} ({cell['clipped']:.0%}) |")
+    every3 = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4))
+    assert every3["rms"] > 1.5 * cell["rms"]
     dcnn.plot(rows, tmp_path / "dcnn.png")
     assert (tmp_path / "dcnn.png").stat().st_size > 10_000
     more = dcnn.specs("quick", grid=grid[:1], seeds=2, backend="serial", workers=1,

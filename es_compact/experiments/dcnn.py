@@ -70,8 +70,49 @@ def markdown(rows: list[dict]) -> str:
                      + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
     steps = int(s["timesteps"].mean())
     per_cell = "seeds as marked in each cell" if seeds is None else f"{seeds} per cell"
-    return "\n".join(lines) + f"\n\n{ENV}, {steps:,} steps, {per_cell}; final evaluation " \
-        "return (mean ± std over seeds).\n"
+    lines += ["", f"{ENV}, {steps:,} steps, {per_cell}; final evaluation return (mean ± std "
+              "over seeds).", "", "Where each cell starts: the root mean square of the initial "
+              "policy's raw actions and the fraction clipped at the bounds, on standard normal "
+              "observations over 20 initialisations (the DCNN paper's c ~ N(0, 2/n) keeps the "
+              "scale only with a ReLU after every layer; each linear layer doubles the output "
+              "variance):", "",
+              "| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
+              + " |", "|---|---|" + "---|" * len(slopes)]
+    for depth, every in sorted(set(zip(s["depth"], s["every"], strict=True))):
+        cells = []
+        for a in slopes:
+            sc = initial_scale(ENV, PolicyConfig(arch="dcnn", depth=int(depth),
+                                                 nonlin_every=int(every), slope=float(a)))
+            cells.append(f"{sc['rms']:.2f} ({sc['clipped']:.0%})")
+        lines.append(f"| {depth} | {every} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def initial_scale(env_id: str, config: PolicyConfig, policies: int = 20,
+                  inputs: int = 200) -> dict:
+    """A policy at initialisation, on standard normal observations (what the observation
+    normaliser makes of them): the root mean square of its raw outputs and the fraction of
+    actions clipped at the bounds, over `policies` initialisations (seeds 0, 1, ...) and
+    `inputs` observations each."""
+    import gymnasium as gym
+
+    from es_compact.policies import make_policy
+
+    env = gym.make(env_id)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    raw, clipped = [], []
+    x = np.random.default_rng(0).standard_normal((inputs, obs_space.shape[0]))
+    # An int action dimension: unbounded outputs, the values the rollout then clips.
+    for seed in range(policies):
+        policy = make_policy(config, obs_space, act_space.shape[0], seed=seed)
+        a = policy.forward(policy.init(np.random.default_rng(seed)), x)
+        raw.append(a)
+        clipped.append((a <= act_space.low) | (a >= act_space.high))
+    return {"rms": float(np.sqrt(np.mean(np.square(raw)))),
+            "clipped": float(np.mean(clipped))}
 
 
 def plot(rows: list[dict], path: str | Path) -> None:

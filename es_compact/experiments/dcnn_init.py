@@ -5,7 +5,8 @@ That initialisation keeps the output scale at any depth only with a ReLU after e
 (the paper's Proposition 4). With the placement the paper recommends and the rl experiment
 uses (L = 4, a leaky ReLU with slope 0.5 after layer 3), the two linear layers double the
 output variance each: the initial policy's actions are 2.6 times the input's second moment and
-about half of them are clipped at the bounds, where dense's are not (see initial_scale). The
+about half of them are clipped at the bounds, where dense's are not (see
+es_compact.experiments.dcnn.initial_scale). The
 comparison trains the rl experiment's dcnn with PolicyConfig.dcnn_init = 'scaled' (variance
 kept layer by layer) on the tasks where dcnn did worst, at the rl budgets and seeds; the
 'paper' cells are the rl experiment's own dcnn runs, shared rather than trained twice.
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from es_compact.config import DCNN_INITS, PolicyConfig
 from es_compact.experiments import rl
+from es_compact.experiments.dcnn import initial_scale
 from es_compact.experiments.runner import (
     RunSpec,
     draw_curves,
@@ -46,33 +47,6 @@ def specs(form: str = "quick", envs=ENVS, inits=DCNN_INITS, seeds: int | None = 
                 out.append(RunSpec(rl.shared_name(cfg, form) or f"{env_id}/{init}/seed{seed}",
                                    cfg, {"env": env_id, "init": init, "seed": seed}))
     return out
-
-
-def initial_scale(env_id: str, config: PolicyConfig, policies: int = 20,
-                  inputs: int = 200) -> dict:
-    """A policy at initialisation, on standard normal observations (what the observation
-    normaliser makes of them): the root mean square of its raw outputs and the fraction of
-    actions clipped at the bounds, over `policies` initialisations (seeds 0, 1, ...) and
-    `inputs` observations each."""
-    import gymnasium as gym
-
-    from es_compact.policies import make_policy
-
-    env = gym.make(env_id)
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-    finally:
-        env.close()
-    raw, clipped = [], []
-    x = np.random.default_rng(0).standard_normal((inputs, obs_space.shape[0]))
-    # An int action dimension: unbounded outputs, the values the rollout then clips.
-    for seed in range(policies):
-        policy = make_policy(config, obs_space, act_space.shape[0], seed=seed)
-        a = policy.forward(policy.init(np.random.default_rng(seed)), x)
-        raw.append(a)
-        clipped.append((a <= act_space.low) | (a >= act_space.high))
-    return {"rms": float(np.sqrt(np.mean(np.square(raw)))),
-            "clipped": float(np.mean(clipped))}
 
 
 def markdown(rows: list[dict]) -> str:
