@@ -5,11 +5,11 @@ That initialisation keeps the output scale at any depth only with a ReLU after e
 (the paper's Proposition 4). With the placement the paper recommends and the rl experiment
 uses (L = 4, a leaky ReLU with slope 0.5 after layer 3), the two linear layers double the
 output variance each: the initial policy's actions are 2.6 times the input's second moment and
-about half of them are clipped at the bounds, where dense's are not (see
-es_compact.experiments.dcnn.initial_scale). The
-comparison trains the rl experiment's dcnn with PolicyConfig.dcnn_init = 'scaled' (variance
-kept layer by layer) on the tasks where dcnn did worst, at the rl budgets and seeds; the
-'paper' cells are the rl experiment's own dcnn runs, shared rather than trained twice.
+about half of them are clipped at the bounds, where dense's are not
+(es_compact.experiments.dcnn.initial_scale). The comparison trains the rl experiment's dcnn
+with PolicyConfig.dcnn_init = 'scaled' (variance kept layer by layer) on the tasks where dcnn
+did worst, at the rl budgets and seeds; the 'paper' cells are the rl experiment's own dcnn
+runs, shared rather than trained twice.
 """
 
 from __future__ import annotations
