@@ -28,6 +28,17 @@ TINY = Budget(400, 1, 1)
 """InvertedPendulum: a few iterations of 8 antithetic pairs of short episodes."""
 
 
+def rl_then(command: str, env_id: str, tmp_path):
+    """`experiment rl`, then `experiment COMMAND`, on one seed of env_id (budgets patched by
+    the caller) with the same --out and --runs; the second invocation's result."""
+    common = ["--env", env_id, "--seeds", "1", "--backend", "serial", "--workers", "1",
+              "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    assert CliRunner().invoke(cli, ["experiment", "rl", *common]).exit_code == 0
+    res = CliRunner().invoke(cli, ["experiment", command, *common])
+    assert res.exit_code == 0, res.output
+    return res
+
+
 def tiny_specs(archs=("linear", "kama"), seeds=1, backend="serial"):
     return rl.specs("quick", envs=("InvertedPendulum-v4",), archs=archs, seeds=seeds,
                     backend=backend, workers=1, budgets={"InvertedPendulum-v4": TINY})
@@ -64,11 +75,7 @@ def test_dcnn_init_shares_rl_dcnn_runs_and_trains_the_scaled_ones(tmp_path, monk
             "scaled"}
     # dcnn_init trains at rl's budgets, so one patch shortens both experiments' runs.
     monkeypatch.setitem(rl.BUDGETS, "quick", {**rl.BUDGETS["quick"], "Walker2d-v4": TINY})
-    common = ["--env", "Walker2d-v4", "--seeds", "1", "--backend", "serial", "--workers", "1",
-              "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
-    assert CliRunner().invoke(cli, ["experiment", "rl", *common]).exit_code == 0
-    res = CliRunner().invoke(cli, ["experiment", "dcnn-init", *common])
-    assert res.exit_code == 0, res.output
+    res = rl_then("dcnn-init", "Walker2d-v4", tmp_path)
     assert res.output.count("trained") == 1 and res.output.count("finished already") == 1
     got = pd.read_csv(tmp_path / "res" / "dcnn_init_quick.csv").set_index("init")
     assert got.at["paper", "run_dir"] == str(
@@ -271,11 +278,7 @@ def test_ablation_shares_the_rl_experiments_kama_runs(tmp_path, monkeypatch):
                        if s.tags["rotations"] != 200)
     for ex in (rl, ablation):
         monkeypatch.setitem(ex.BUDGETS, "quick", {**ex.BUDGETS["quick"], "Hopper-v4": TINY})
-    common = ["--env", "Hopper-v4", "--seeds", "1", "--backend", "serial", "--workers", "1",
-              "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
-    assert CliRunner().invoke(cli, ["experiment", "rl", *common]).exit_code == 0
-    res = CliRunner().invoke(cli, ["experiment", "ablation", *common])
-    assert res.exit_code == 0, res.output
+    res = rl_then("ablation", "Hopper-v4", tmp_path)
     assert res.output.count("trained") == 4 and res.output.count("finished already") == 1
     abl = pd.read_csv(tmp_path / "res" / "ablation_quick.csv").set_index("rotations")
     kama = pd.read_csv(tmp_path / "res" / "rl_quick.csv").set_index("arch").loc["kama"]
