@@ -94,15 +94,10 @@ def initial_scale(env_id: str, config: PolicyConfig, policies: int = 20,
     normaliser makes of them): the root mean square of its raw outputs and the fraction of
     actions clipped at the bounds, over `policies` initialisations (seeds 0, 1, ...) and
     `inputs` observations each."""
-    import gymnasium as gym
-
+    from es_compact.envs import env_spaces
     from es_compact.policies import make_policy
 
-    env = gym.make(env_id)
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-    finally:
-        env.close()
+    obs_space, act_space = env_spaces(env_id)
     raw, clipped = [], []
     x = np.random.default_rng(0).standard_normal((inputs, obs_space.shape[0]))
     # An int action dimension: unbounded outputs, the values the rollout then clips.
