@@ -27,6 +27,7 @@ from es_compact.experiments.runner import (
     figure,
     fmt_cell,
     make_config,
+    per_seed,
     seed_count,
     summarise,
 )
@@ -53,9 +54,7 @@ def markdown(rows: list[dict]) -> str:
     """Final return per task and initialisation (mean ± std over seeds), the gap over the
     seeds both have with Welch's p, and each initialisation's starting scale."""
     s = summarise(rows, ["env", "init"])
-    df = pd.DataFrame(rows)
-    finals = {key: dict(zip(g["seed"], g["final_return_mean"], strict=True))
-              for key, g in df.groupby(["env", "init"])}
+    finals = per_seed(rows, ["env", "init"])
     inits = [i for i in DCNN_INITS if i in set(s["init"])]
     lines = ["| env | " + " | ".join(f"{i} init" for i in inits) + " | scaled − paper | "
              "initial action rms | actions clipped at init |", "|---|" + "---|" * (len(inits)

@@ -24,6 +24,7 @@ from es_compact.experiments.runner import (
     figure,
     fmt_cell,
     make_config,
+    per_seed,
     seed_count,
     summarise,
 )
@@ -95,9 +96,7 @@ def markdown(rows: list[dict]) -> str:
     beneath, and kama's return against dense's and toeplitz's over their common seeds, with
     Welch's two-sided p-value (the chance of a gap at least this large between equal means)."""
     s = table(rows)
-    df = pd.DataFrame(rows)
-    finals = {key: dict(zip(g["seed"], g["final_return_mean"], strict=True))
-              for key, g in df.groupby(["env", "arch"])}
+    finals = per_seed(rows, ["env", "arch"])
     envs = list(dict.fromkeys(s["env"]))
     archs = list(dict.fromkeys(s["arch"]))
     lines = ["| env | " + " | ".join(archs) + " | kama − dense | kama − toeplitz |",

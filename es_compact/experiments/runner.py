@@ -226,6 +226,13 @@ def summarise(rows: list[dict], by: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def per_seed(rows: list[dict], by: Sequence[str]) -> dict[tuple, dict[int, float]]:
+    """Final return per seed, per group: what the gap between two groups is computed over."""
+    df = pd.DataFrame(rows)
+    return {key: dict(zip(g["seed"], g["final_return_mean"], strict=True))
+            for key, g in df.groupby(list(by))}
+
+
 def write_csv(path: str | Path, rows: list[dict]) -> Path:
     """Write rows, replacing the file (each row keeps the provenance columns of the invocation
     that trained its run)."""
