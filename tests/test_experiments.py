@@ -194,10 +194,33 @@ def test_experiment_grids():
     assert {s.config.policy.rotations for s in ablation.specs("full")} == {
         (10,), (20,), (50,), (100,), (200,)}
     grid = dcnn.specs("full")
-    assert len(grid) == 27 * 3
+    assert len(grid) == 22 * 3  # 27 cells, 5 of them the depth-2 linear network again
     assert {(s.config.policy.nonlin_every, s.config.policy.slope) for s in grid} == {
         (k, a) for k in (1, 2, 3) for a in (0.0, 0.25, 0.5)}
     assert dcnn.nonlinearities(4, 1) == 3 and dcnn.nonlinearities(4, 3) == 1
+    assert dcnn.positions(8, 3) == (3, 6) and dcnn.nonlinearities(2, 2) == 0
+
+
+def test_dcnn_full_grid_trains_each_network_once():
+    """Every cell of depths x placements x slopes builds, from the same θ, the same actions as
+    exactly one cell the full grid trains: itself if kept, the depth-2 linear network if not."""
+    from es_compact.envs import env_spaces
+    from es_compact.policies import make_policy
+
+    obs_space, act_space = env_spaces(dcnn.ENV)
+    x = np.random.default_rng(1).standard_normal((16, obs_space.shape[0]))
+
+    def actions(depth, every, slope):
+        policy = make_policy(PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every,
+                                          slope=slope), obs_space, act_space.shape[0], seed=0)
+        return policy.forward(policy.init(np.random.default_rng(0)), x)
+
+    kept = dcnn.GRID["full"]
+    every_cell = [(d, k, a) for d in (2, 4, 8) for k in dcnn.EVERY for a in dcnn.SLOPES]
+    out = {c: actions(*c) for c in every_cell}
+    for c in every_cell:
+        same = [f for f in kept if f[0] == c[0] and np.array_equal(out[f], out[c])]
+        assert same == ([c] if c in kept else [(2, 2, 0.0)]), c
     assert all(s.config.run.backend == "mp" for s in rl.specs("full"))
 
 
@@ -657,8 +680,9 @@ def test_swimmer_reference_check_runs_both_sides_and_reports_them(tmp_path, monk
 
 def test_dcnn_policy_table_and_plot_from_real_runs(tmp_path):
     """The depth / placement table: one row per (depth, every), one column per slope, blank
-    where a cell was not in the grid; seed counts per cell once they differ."""
-    grid = [(2, 1, 0.5), (4, 1, 0.0), (4, 1, 0.5)]
+    where a cell was not in the grid; seed counts per cell once they differ. A linear network
+    (no leaky ReLU) is named so, and said to be trained once."""
+    grid = [(2, 1, 0.5), (2, 2, 0.0), (4, 1, 0.0), (4, 1, 0.5)]
     budget = Budget(400, 1, 1, directions=1, top=1)  # one iteration: 3 HalfCheetah episodes
     specs = dcnn.specs("quick", grid=grid, seeds=1, backend="serial", workers=1, budget=budget)
     rows = run_specs(specs, tmp_path)
@@ -666,14 +690,18 @@ def test_dcnn_policy_table_and_plot_from_real_runs(tmp_path):
     lines = md.splitlines()
     assert lines[0] == ("| depth L | leaky ReLU after every | slope 0 | slope 0.5 | params |")
     assert lines[2].startswith("| 2 | 1 (1 in all) |  | ")
-    assert lines[3].startswith("| 4 | 1 (3 in all) | ")
+    assert lines[3].startswith("| 2 | none (linear) | ") and lines[3].endswith(" |  | 326 |")
+    assert lines[4].startswith("| 4 | 1 (3 in all) | ")
     assert lines[2].endswith(f"| {rows[0]['params']} |")
+    assert "it is trained once, under the first slope" in md
     assert "1 seed per cell" in md and "(1 seed)" not in md
     # The starting scale per cell: a ReLU after every layer keeps it; linear layers inflate it.
     start = lines[lines.index("| depth L | leaky ReLU after every | slope 0 | slope 0.5 |") + 2:]
     cell = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4, nonlin_every=1,
                                                      slope=0.0))
-    assert start[1].startswith(f"| 4 | 1 | {cell['rms']:.2f} ({cell['clipped']:.0%}) |")
+    assert start[1].startswith("| 2 | none (linear) | ") and start[1].endswith(" |  |")
+    assert start[2].startswith(f"| 4 | 1 (3 in all) | {cell['rms']:.2f} "
+                               f"({cell['clipped']:.0%}) |")
     every3 = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4))
     assert every3["rms"] > 1.5 * cell["rms"]
     dcnn.plot(rows, tmp_path / "dcnn.png")

@@ -26,19 +26,42 @@ from es_compact.experiments.runner import (
 ENV = "HalfCheetah-v4"
 EVERY = (1, 2, 3)
 SLOPES = (0.0, 0.25, 0.5)
+
+
+def positions(depth: int, every: int) -> tuple[int, ...]:
+    """The layers (1-based) a leaky ReLU follows; never the last, whose output is the action."""
+    return tuple(i for i in range(1, depth) if i % every == 0)
+
+
+def nonlinearities(depth: int, every: int) -> int:
+    """Leaky ReLUs in the network."""
+    return len(positions(depth, every))
+
+
+def distinct(grid: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """The cells of a (depth, every, slope) grid that build different networks, in order.
+    Without a leaky ReLU (depth 2 with one every 2 or 3 layers) neither the placement nor the
+    slope changes anything, so that linear network is kept once, as its first cell, rather
+    than trained again under other names."""
+    seen, out = set(), []
+    for depth, every, slope in grid:
+        where = positions(depth, every)
+        key = (depth, where, slope if where else None)
+        if key not in seen:
+            seen.add(key)
+            out.append((depth, every, slope))
+    return out
+
+
 GRID = {
     # quick: the placement grid at depth 4, and depths 2 and 8 at one placement; one seed.
     "quick": [(4, k, a) for k in EVERY for a in SLOPES] + [(2, 1, 0.5), (8, 1, 0.5)],
-    "full": [(d, k, a) for d in (2, 4, 8) for k in EVERY for a in SLOPES],
+    # full: depths 2, 4 and 8 by every placement and slope; 22 distinct networks of the 27.
+    "full": distinct([(d, k, a) for d in (2, 4, 8) for k in EVERY for a in SLOPES]),
 }
 SEEDS = {"quick": 1, "full": 3}
 NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
 BUDGETS = {"quick": Budget(32_000, 1, 2, directions=8, top=4), "full": Budget(3_000_000, 5)}
-
-
-def nonlinearities(depth: int, every: int) -> int:
-    """Leaky ReLUs in the network (never after the last layer, which is linear)."""
-    return sum(1 for i in range(depth - 1) if (i + 1) % every == 0)
 
 
 def specs(form: str = "quick", grid=None, seeds: int | None = None, backend: str = "mp",
@@ -62,30 +85,44 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
              + " | params |", "|---|---|" + "---|" * (len(slopes) + 1)]
     seeds = seed_count(s)
-    for (depth, every), g in s.groupby(["depth", "every"], sort=True):
+    groups = list(s.groupby(["depth", "every"], sort=True))
+    for (depth, every), g in groups:
         g = g.set_index("slope")
         cells = [fmt_cell(g.loc[a], seeds is None, params=False) if a in g.index else ""
                  for a in slopes]
-        lines.append(f"| {depth} | {every} ({nonlinearities(depth, every)} in all) | "
+        lines.append(f"| {depth} | {_placement(depth, every)} | "
                      + " | ".join(cells) + f" | {int(g['params'].iloc[0])} |")
     steps = int(s["timesteps"].mean())
     per_cell = "seeds as marked in each cell" if seeds is None else f"{seeds} per cell"
     lines += ["", f"{ENV}, {steps:,} steps, {per_cell}; final evaluation return (mean ± std "
-              "over seeds).", "", "Where each cell starts: the root mean square of the initial "
+              "over seeds)."]
+    if any(nonlinearities(d, k) == 0 for (d, k), _ in groups):
+        lines += ["", "A row with no leaky ReLU is a linear network (the last layer never has "
+                  "one): its placement and slope change nothing, so it is trained once, under "
+                  "the first slope."]
+    lines += ["", "Where each cell starts: the root mean square of the initial "
               "policy's raw actions and the fraction clipped at the bounds, on standard normal "
               "observations over 20 initialisations (the DCNN paper's c ~ N(0, 2/n) keeps the "
               "scale only with a ReLU after every layer; each linear layer doubles the output "
               "variance):", "",
               "| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
               + " |", "|---|---|" + "---|" * len(slopes)]
-    for depth, every in sorted(set(zip(s["depth"], s["every"], strict=True))):
+    for (depth, every), g in groups:
         cells = []
         for a in slopes:
+            if a not in set(g["slope"]):
+                cells.append("")
+                continue
             sc = initial_scale(ENV, PolicyConfig(arch="dcnn", depth=int(depth),
                                                  nonlin_every=int(every), slope=float(a)))
             cells.append(f"{sc['rms']:.2f} ({sc['clipped']:.0%})")
-        lines.append(f"| {depth} | {every} | " + " | ".join(cells) + " |")
+        lines.append(f"| {depth} | {_placement(depth, every)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _placement(depth: int, every: int) -> str:
+    n = nonlinearities(depth, every)
+    return f"{every} ({n} in all)" if n else "none (linear)"
 
 
 def initial_scale(env_id: str, config: PolicyConfig, policies: int = 20,
@@ -124,7 +161,9 @@ def plot(rows: list[dict], path: str | Path) -> None:
         ys = [sub.at[k, "final_mean"] if k in sub.index else np.nan for k in keys]
         es = [sub.at[k, "final_std"] if k in sub.index else 0.0 for k in keys]
         ax.bar(x + j * width, ys, width, yerr=es, capsize=2, label=f"slope {a:g}")
-    ax.set_xticks(x + 0.4 - width / 2, [f"L={d}\nevery {k}" for d, k in keys], fontsize=8)
+    labels = [f"L={d}\n" + (f"every {k}" if nonlinearities(d, k) else "no ReLU")
+              for d, k in keys]
+    ax.set_xticks(x + 0.4 - width / 2, labels, fontsize=8)
     ax.set_ylabel("final evaluation return")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_title(f"dcnn on {ENV}: depth and leaky-ReLU placement "
