@@ -135,8 +135,10 @@ def _write(out: Path, stem: str, rows: list[dict], md: str, title: str,
         shared = (f", besides {len(full_specs) - len(own)} it shares with another experiment"
                   if len(own) < len(full_specs) else "")
         md += (f"\nAt the throughput these runs measured ({rows[0]['cores']} cores), the full "
-               f"form's own {len(own)} runs{shared} would take about "
-               f"{estimate_hours(rows, own):.0f} hours.\n")
+               f"form's own {len(own)} runs{shared} would take at most about "
+               f"{estimate_hours(rows, own):.0f} hours (an upper bound: short runs spend much "
+               "of their time starting workers and evaluating; the README gives the full "
+               "form's measured time).\n")
     (out / f"{stem}.md").write_text(f"# {title}\n\n{md}")
     click.echo(md)
     click.echo(f"wrote {out}/{stem}.csv, {stem}.md, {stem}.png")
