@@ -22,15 +22,11 @@ from es_compact.experiments.runner import (
     seed_count,
     summarise,
 )
+from es_compact.policies.architectures import dcnn_relu_after as positions  # the policy's rule
 
 ENV = "HalfCheetah-v4"
 EVERY = (1, 2, 3)
 SLOPES = (0.0, 0.25, 0.5)
-
-
-def positions(depth: int, every: int) -> tuple[int, ...]:
-    """The layers (1-based) a leaky ReLU follows; never the last, whose output is the action."""
-    return tuple(i for i in range(1, depth) if i % every == 0)
 
 
 def nonlinearities(depth: int, every: int) -> int:

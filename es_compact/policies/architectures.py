@@ -77,13 +77,20 @@ def build_kama(obs_dim, act_dim, cfg, rng):
                 lambda i, **kw: GivensLayer.build(rotations=rot[i], rng=rng, **kw))
 
 
+def dcnn_relu_after(depth: int, every: int) -> tuple[int, ...]:
+    """The layers (1-based) of a depth-layer dcnn that a leaky ReLU follows: every `every`-th,
+    never the last, whose output is the action."""
+    return tuple(i for i in range(1, depth) if i % every == 0)
+
+
 @register("dcnn")
 def build_dcnn(obs_dim, act_dim, cfg, rng):
     n = max(obs_dim, cfg.hidden, act_dim)
+    relu_after = dcnn_relu_after(cfg.depth, cfg.nonlin_every)
     layers, off = [], 0
     for i in range(cfg.depth):
         last = i == cfg.depth - 1
-        nonlinear = not last and (i + 1) % cfg.nonlin_every == 0
+        nonlinear = i + 1 in relu_after
         in_dim = obs_dim if i == 0 else n
         c_std = None
         if cfg.dcnn_init == "scaled":  # second moment kept: E φ(z)² = (1 + slope²)/2 · E z²
