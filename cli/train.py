@@ -13,7 +13,6 @@ import math
 import os
 import shlex
 import sys
-from pathlib import Path
 
 import click
 
@@ -165,31 +164,16 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
     the run directory. Ctrl-C stops after writing a checkpoint; --resume continues exactly.
     """
-    from es_compact.trainer import Trainer, TrainingError, has_checkpoint, load_run_config
+    from es_compact.run_dir import RunDir, default_path, target
+    from es_compact.trainer import Trainer, TrainingError
 
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    if resume:
-        base = load_run_config(resume).to_dict()
-        run_dir, mode = Path(resume), "resume"
-        # A resumed run keeps its directory and its stored settings; an option that would be
-        # silently ignored is refused instead (budget, workers and backend flags do apply).
-        if config_file:
-            raise ConfigError(f"--config cannot be combined with --resume: the run continues "
-                              f"with {run_dir / 'config.json'}; give a new budget as flags "
-                              "(--iterations, --timesteps, --time-limit)")
-        if out and Path(out).resolve() != run_dir.resolve():
-            raise ConfigError("--out cannot be combined with --resume: a run continues in its "
-                              "own directory (copy it first to continue it elsewhere)")
-    else:
-        base = read_toml(config_file) if config_file else None
-        mode = "overwrite" if overwrite else "new"
+    where = target(out=out, resume=resume, overwrite=overwrite, config_file=config_file)
+    base = (where.stored.to_dict() if where.stored is not None else
+            read_toml(config_file) if config_file else None)
     config = build_config(ctx, kw, base, source=None if resume else
                           f"config file {config_file}")
-    if not resume:
-        run_dir = Path(out) if out else Path("runs") / (
-            f"{config.env.id.replace(':', '_').replace('/', '_')}_{config.policy.arch}"
-            f"_seed{config.run.seed}")
+    run_dir = where.path or default_path(config)
+    mode = where.mode
     trainer = Trainer(config, run_dir, mode=mode)
     trainer.check()  # a mistyped env or an unusable --out fails before the banner, writing nothing
     c = trainer.config
@@ -209,7 +193,8 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
                    "cores and each run slower", err=True)
     flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
-    resuming = resume and has_checkpoint(run_dir)  # else nothing was trained: start afresh
+    run = RunDir(run_dir)
+    resuming = resume and run.has_checkpoint()  # else nothing was trained: start afresh
     click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
                f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "
                f"b={c.strategy.top}, α={c.strategy.step_size}, ν={c.strategy.noise_std}) "
@@ -218,8 +203,8 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         summary = trainer.run(None if quiet else
                               lambda row, info: click.echo(progress_line(row, info), err=True))
     except KeyboardInterrupt:
-        if has_checkpoint(run_dir):
-            click.echo(f"interrupted; the last checkpoint is in {run_dir}/checkpoints; continue "
+        if run.has_checkpoint():
+            click.echo(f"interrupted; the last checkpoint is in {run.checkpoints}; continue "
                        f"with: es-compact train --resume {shlex.quote(str(run_dir))}", err=True)
         else:
             click.echo("interrupted before the first iteration finished: nothing was trained; "
@@ -231,7 +216,7 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         from es_compact.plotting import plot_runs
 
         try:
-            plot_runs([run_dir], run_dir / "plot.png", title=f"{c.env.id} {c.policy.arch}")
+            plot_runs([run_dir], run.plot_path, title=f"{c.env.id} {c.policy.arch}")
         except ConfigError:
             pass  # no evaluation yet: nothing to plot
     # Strict JSON: no evaluation yet leaves best_eval -inf and last_eval nan, printed as null.

@@ -68,6 +68,14 @@ def _short(v) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
+def _require_set(section: str, cfg, names: tuple[str, ...]) -> None:
+    unset = [f"{section}.{n}" for n in names if getattr(cfg, n) is None]
+    if unset:
+        raise ConfigError(f"{', '.join(unset)} {'is' if len(unset) == 1 else 'are'} unset: "
+                          "resolve the configuration first (es_compact.presets.resolve fills "
+                          "them from the environment's preset)")
+
+
 def _check_count(name: str, v, optional: bool = False) -> None:
     if not (optional and v is None) and not (_is_int(v) and v >= 1):
         raise ConfigError(f"{name} must be a positive integer, got {_short(v)}")
@@ -239,6 +247,11 @@ class StrategyConfig(_Plain):
     def normalizes_obs(self) -> bool:
         return self.algo == "es" or self.variant in ("v2", "v2t")
 
+    def check_resolved(self) -> StrategyConfig:
+        """ConfigError unless every field a strategy reads is set (presets.resolve sets them)."""
+        _require_set("strategy", self, ("step_size", "directions", "top", "noise_std"))
+        return self
+
 
 @dataclass(frozen=True)
 class RunConfig(_Plain):
@@ -329,6 +342,14 @@ class TrainConfig:
         self.policy.validate(tuple(ARCHITECTURES))
         self.strategy.validate()
         self.run.validate()
+        return self
+
+    def check_resolved(self) -> TrainConfig:
+        """ConfigError unless every field the trainer, the strategy and the rollouts read is
+        set: what presets.resolve guarantees, checked where a resolved config is relied on."""
+        self.strategy.check_resolved()
+        _require_set("env", self.env, ("reward_shift",))
+        _require_set("run", self.run, ("workers",))
         return self
 
     def to_dict(self) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from es_compact import checkpoint
+from es_compact.checkpoint import CheckpointError
 from es_compact.checks import integer, is_integer
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
@@ -24,9 +24,8 @@ from es_compact.errors import ConfigError
 from es_compact.normalizer import RunningStat
 from es_compact.policies import Policy, make_policy
 from es_compact.rollout import EVAL, RolloutWorker, env_seed
-from es_compact.trainer import load_run_config
-
-CHECKPOINTS = ("best", "latest")
+from es_compact.run_dir import CHECKPOINT_NAMES as CHECKPOINTS
+from es_compact.run_dir import RunDir
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,23 +50,22 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
     """Read config.json and checkpoints/NAME; ConfigError or CheckpointError if unusable."""
     if name not in CHECKPOINTS:
         raise ConfigError(f"unknown checkpoint {name!r}: choose {' or '.join(CHECKPOINTS)}")
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    ck_dir = run_dir / "checkpoints"
-    if not checkpoint.exists(ck_dir, name) and checkpoint.exists(ck_dir, "latest"):
-        raise checkpoint.CheckpointError(f"no checkpoint '{name}' in {ck_dir} (no evaluation "
-                                         "has run yet); use --checkpoint latest")
-    arrays, meta = checkpoint.load(ck_dir, name)
+    run = RunDir(run_dir)
+    config = run.read_config()
+    if not run.has_checkpoint(name) and run.has_checkpoint("latest"):
+        raise CheckpointError(f"no checkpoint '{name}' in {run.checkpoints} (no evaluation "
+                              "has run yet); use --checkpoint latest")
+    arrays, meta = run.load_checkpoint(name)
     obs_space, act_space = env_spaces(config.env.id)
     policy = make_policy(config.policy, obs_space, act_space, seed=config.run.seed)
     missing = {"theta", "obs_count", "obs_mean", "obs_m2"} - set(arrays)
     if missing:
-        raise checkpoint.CheckpointError(f"checkpoint {checkpoint.npz_path(ck_dir, name)} lacks "
-                                         f"{', '.join(sorted(missing))}")
+        raise CheckpointError(f"checkpoint {run.npz_path(name)} lacks "
+                              f"{', '.join(sorted(missing))}")
     if arrays["theta"].shape != (policy.num_params,):
-        raise checkpoint.CheckpointError(
+        raise CheckpointError(
             f"checkpoint θ has shape {arrays['theta'].shape}, but the {config.policy.arch} "
-            f"policy of {run_dir}/config.json has {policy.num_params} parameters")
+            f"policy of {run.config_path} has {policy.num_params} parameters")
     theta = policy.check(arrays["theta"].astype(np.float64))
     if config.strategy.normalizes_obs:
         stats = RunningStat(policy.obs_dim, config.strategy.obs_norm_floor)
@@ -75,7 +73,7 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
         mean, std = stats.frozen()
     else:  # V1: the policy never saw normalised observations
         mean, std = np.zeros(policy.obs_dim), np.ones(policy.obs_dim)
-    return LoadedRun(run_dir, name, config, policy, theta, mean, std, meta)
+    return LoadedRun(run.path, name, config, policy, theta, mean, std, meta)
 
 
 def _check_count_and_seed(episodes, seed) -> None:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from es_compact.errors import ConfigError
+from es_compact.run_dir import RunDir
 
 
 def read_progress(run_dir: str | Path) -> pd.DataFrame:
-    path = Path(run_dir) / "progress.csv"
-    if not path.exists():
-        raise ConfigError(f"{run_dir} has no progress.csv")
-    return pd.read_csv(path)
+    return RunDir(run_dir).read_progress()
 
 
 def run_label(run_dir: str | Path) -> str:
-    """'env / arch / algo' from config.json (runs differing only in seed share a label)."""
-    cfg = json.loads((Path(run_dir) / "config.json").read_text())
-    return f"{cfg['env']['id']} / {cfg['policy']['arch']} / {cfg['strategy']['algo']}"
+    """'env / arch / algo' of the stored configuration (runs differing only in seed share a
+    label)."""
+    return RunDir(run_dir).label()
 
 
 def curves(run_dirs, column: str = "eval_return_mean", points: int = 200):
@@ -80,12 +77,9 @@ def check_plot_inputs(run_dirs, out: str | Path, column: str) -> None:
         raise ConfigError(f"cannot write a {suffix or 'suffix-less'} image {out}; use one of "
                           f"{', '.join(sorted(formats))}")
     for d in run_dirs:
-        if not (Path(d) / "config.json").exists():
-            raise ConfigError(f"{d} holds no run (no config.json)")
-        try:
-            df = read_progress(d)
-        except pd.errors.EmptyDataError:
-            raise ConfigError(f"{d}/progress.csv is empty") from None
+        run = RunDir(d)
+        run.read_config()  # "holds no run" when there is none
+        df = run.read_progress()
         if column not in df.columns:
-            raise ConfigError(f"{d}/progress.csv has no column {column!r}; it has "
+            raise ConfigError(f"{run.progress_path} has no column {column!r}; it has "
                               f"{', '.join(c for c in df.columns if c != 'timesteps')}")

@@ -81,4 +81,5 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if run.workers is None:
         run = dataclasses.replace(run, workers=1 if run.backend == "serial" else
                                   (os.cpu_count() or 1))
-    return dataclasses.replace(config, env=env, strategy=strategy, run=run).validate()
+    resolved = dataclasses.replace(config, env=env, strategy=strategy, run=run)
+    return resolved.validate().check_resolved()

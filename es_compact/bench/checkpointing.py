@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from es_compact import checkpoint
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, TrainConfig
+from es_compact.run_dir import RunDir
+from es_compact.trainer import Trainer
 
 
 def config(env_id: str, arch: str, iterations: int, every: float) -> TrainConfig:
@@ -32,8 +33,6 @@ def run(env_id: str = "InvertedDoublePendulum-v4", arch: str = "dense", iteratio
         rounds: int = 3, every: float = 30.0, work_dir: str | Path = "runs",
         log=lambda s: None) -> dict:
     """Median seconds per iteration of each schedule, their ratio, and whether θ agrees."""
-    from es_compact.trainer import Trainer
-
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="bench_checkpoint_", dir=work_dir))
     times: dict[float, list[float]] = {0.0: [], every: []}
@@ -49,7 +48,7 @@ def run(env_id: str = "InvertedDoublePendulum-v4", arch: str = "dense", iteratio
                 times[each].append((time.perf_counter() - t) / iterations)
                 log(f"round {r + 1}/{rounds}, latest every {each:g} s: "
                     f"{1e3 * times[each][-1]:.1f} ms per iteration")
-                thetas[each] = checkpoint.load(d / "checkpoints", "latest")[0]["theta"]
+                thetas[each] = RunDir(d).load_checkpoint("latest")[0]["theta"]
                 shutil.rmtree(d)
     finally:
         shutil.rmtree(root, ignore_errors=True)

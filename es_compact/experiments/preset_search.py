@@ -18,6 +18,7 @@ import pandas as pd
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.experiments.runner import RunSpec, draw_curves, figure
 from es_compact.presets import DEFAULT, Preset
+from es_compact.run_dir import RunDir
 
 CANDIDATES = {
     "InvertedDoublePendulum-v4": {
@@ -58,7 +59,7 @@ def specs(env_id: str, archs=("dense",), seeds: int = 3, backend: str = "mp",
 
 def late_return(run_dir: str | Path, budget: int, late: float = LATE) -> float:
     """Mean evaluation return over the evaluations at or after late × budget timesteps."""
-    df = pd.read_csv(Path(run_dir) / "progress.csv").dropna(subset=["eval_return_mean"])
+    df = RunDir(run_dir).read_progress().dropna(subset=["eval_return_mean"])
     tail = df[df["timesteps"] >= late * budget]["eval_return_mean"]
     return float(tail.mean()) if len(tail) else math.nan
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -31,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact import checkpoint
 from es_compact.config import RunConfig, TrainConfig
-from es_compact.errors import ConfigError
 from es_compact.results import run_metadata
-from es_compact.trainer import RunBusy
+from es_compact.run_dir import RunBusy, RunDir
+from es_compact.trainer import Trainer
 
 FORMS = ("quick", "full")
 
@@ -74,75 +72,28 @@ def make_config(env_id: str, policy, budget: Budget, seed: int, backend: str = "
     return TrainConfig(env=EnvConfig(id=env_id), policy=policy, strategy=strategy, run=run)
 
 
-def _latest_meta(run_dir: Path) -> dict | None:
-    path = run_dir / "checkpoints" / "latest.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-
-
-def budget_spent(meta: dict, run: RunConfig) -> bool:
-    return ((run.iterations is not None and meta["iteration"] >= run.iterations)
-            or (run.timesteps is not None and meta["timesteps"] >= run.timesteps))
-
-
 def final_eval(run_dir: str | Path) -> tuple[float, float] | None:
     """(mean, std) of the evaluation of the last θ, or None when it is not on disk."""
-    run_dir = Path(run_dir)
-    meta = _latest_meta(run_dir)
-    if meta is None:
-        return None
-    fe = run_dir / "final_eval.json"
-    if fe.exists():
-        rec = json.loads(fe.read_text())
-        if rec.get("iteration") == meta["iteration"] and rec.get("eval_return_mean") is not None:
-            return float(rec["eval_return_mean"]), float(rec["eval_return_std"])
-    prog = run_dir / "progress.csv"
-    if prog.exists():
-        df = pd.read_csv(prog)
-        last = df[df["iteration"] == meta["iteration"]]
-        if len(last) and not math.isnan(last["eval_return_mean"].iloc[-1]):
-            return float(last["eval_return_mean"].iloc[-1]), float(last["eval_return_std"].iloc[-1])
-    return None
+    return RunDir(run_dir).final_eval()
 
 
 def status(run_dir: str | Path, config: TrainConfig) -> str:
-    """'new', 'restart', 'resume' or 'done' (see the module docstring). A directory holding a
-    run of another configuration (beyond its budget) is an error, never silently reused."""
-    from es_compact.presets import resolve
-    from es_compact.trainer import load_run_config
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        return "new"
-    stored, wanted = resolve(load_run_config(run_dir)), resolve(config)
-    if any(getattr(stored, k) != getattr(wanted, k) for k in ("env", "policy", "strategy")) \
-            or stored.run.seed != wanted.run.seed:
-        raise ConfigError(f"{run_dir} holds a run of another configuration; move it away or "
-                          "delete it to train this one")
-    meta = _latest_meta(run_dir)
-    if meta is None:
-        return "restart"
-    if budget_spent(meta, config.run) and final_eval(run_dir) is not None:
-        return "done"
-    return "resume"
+    """'new', 'restart', 'resume' or 'done' (see the module docstring and RunDir.status). A
+    directory holding a run of another configuration (beyond its budget) is an error naming
+    what differs, never silently reused."""
+    return RunDir(run_dir).status(config)
 
 
 def train_one(spec: RunSpec, run_dir: Path, on_iteration=None) -> str:
     """Train (or resume, or skip) one run; returns the status it was found in."""
-    from es_compact.trainer import Trainer
-
-    found = status(run_dir, spec.config)
+    run = RunDir(run_dir)
+    found = run.status(spec.config)
     if found == "done":
         return found
     mode = {"new": "new", "restart": "overwrite", "resume": "resume"}[found]
     Trainer(spec.config, run_dir, mode=mode).run(on_iteration)
-    meta = _latest_meta(run_dir)
-    record = run_metadata(meta["wall_time_s"] if meta else None)
-    checkpoint.atomic_write_text(run_dir / "experiment.json", json.dumps(record, indent=1))
+    meta = run.latest_meta()
+    run.write_experiment(run_metadata(meta["wall_time_s"] if meta else None))
     return found
 
 
@@ -191,11 +142,10 @@ def finished_specs(specs: Sequence[RunSpec], root: str | Path) -> list[RunSpec]:
 
 def collect(spec: RunSpec, run_dir: Path) -> dict:
     """The run's result row: its tags, size, budget spent, final return and provenance."""
-    meta = _latest_meta(run_dir) or {}
-    fe = final_eval(run_dir) or (math.nan, math.nan)
-    prov_path = run_dir / "experiment.json"
-    prov = json.loads(prov_path.read_text()) if prov_path.exists() else run_metadata(
-        meta.get("wall_time_s"))
+    run = RunDir(run_dir)
+    meta = run.latest_meta() or {}
+    fe = run.final_eval() or (math.nan, math.nan)
+    prov = run.read_experiment() or run_metadata(meta.get("wall_time_s"))
     wall = meta.get("wall_time_s", math.nan)
     steps = meta.get("timesteps", 0)
     return {**spec.tags, "params": meta.get("num_params"), "iterations": meta.get("iteration"),
@@ -314,7 +264,7 @@ def estimate_hours(rows: list[dict], specs: Sequence[RunSpec],
     fallback = float(df["steps_per_s"].median())
     seconds = 0.0
     for s in specs:
-        meta = None if root is None else _latest_meta(run_path(Path(root), s))
+        meta = None if root is None else RunDir(run_path(Path(root), s)).latest_meta()
         steps = s.config.run.timesteps - (meta or {}).get("timesteps", 0)
         seconds += max(steps, 0) / rate.get(s.tags.get("env"), fallback)
     return seconds / 3600.0

@@ -78,7 +78,7 @@ def reference_ars(seed: int) -> tuple[list[tuple[int, int, float]], float]:
 def ours(seed: int) -> tuple[list[tuple[int, int, float]], float]:
     """The same, trained by es_compact's Trainer (kept under ROOT/seedN), and its wall time."""
     from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
-    from es_compact.experiments.runner import final_eval
+    from es_compact.run_dir import RunDir
     from es_compact.trainer import Trainer
 
     cfg = TrainConfig(
@@ -87,10 +87,10 @@ def ours(seed: int) -> tuple[list[tuple[int, int, float]], float]:
                                 noise_std=NU),
         run=RunConfig(seed=seed, iterations=ITERATIONS, eval_every=EVAL_EVERY,
                       eval_episodes=EPISODES, backend="serial", workers=1))
-    run_dir = ROOT / f"seed{seed}"
-    if final_eval(run_dir) is None:
-        Trainer(cfg, run_dir, mode="overwrite").run()
-    progress = pd.read_csv(run_dir / "progress.csv")
+    run_dir = RunDir(ROOT / f"seed{seed}")
+    if run_dir.final_eval() is None:
+        Trainer(cfg, run_dir.path, mode="overwrite").run()
+    progress = run_dir.read_progress()
     rows = progress.dropna(subset=["eval_return_mean"])
     return [(int(r.iteration), int(r.timesteps), float(r.eval_return_mean))
             for r in rows.itertuples()], float(progress["wall_time_s"].iloc[-1])

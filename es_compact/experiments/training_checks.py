@@ -12,7 +12,6 @@ run directories.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from es_compact.policies import ARCHITECTURES
+from es_compact.run_dir import RunDir
 
 ROOT = Path("runs/checks")
 HC = "HalfCheetah-v4"
@@ -45,23 +45,14 @@ def command(check: dict) -> list[str]:
             str(check["seed"]), *check["args"], "--out", str(ROOT / check["name"]), "--quiet"]
 
 
-def finished(run: Path, budget: int) -> bool:
-    return (run / "progress.csv").exists() and (
-        (run / "final_eval.json").exists() or _rows(run)["timesteps"].iloc[-1] >= budget)
-
-
-def _rows(run: Path) -> pd.DataFrame:
-    return pd.read_csv(run / "progress.csv")
-
-
 def summarize(check: dict) -> dict:
-    run = ROOT / check["name"]
-    rows = _rows(run)
+    run = RunDir(ROOT / check["name"])
+    rows = run.read_progress()
     evals = rows.dropna(subset=["eval_return_mean"])
     hit = evals[evals["eval_return_mean"] >= check["threshold"]]
     final = None
-    if (run / "final_eval.json").exists():
-        final = json.loads((run / "final_eval.json").read_text())["eval_return_mean"]
+    if (record := run.read_final_eval()) is not None:
+        final = record["eval_return_mean"]
     elif len(evals):
         final = float(evals["eval_return_mean"].iloc[-1])
     first = int(hit["timesteps"].iloc[0]) if len(hit) else None
@@ -73,8 +64,7 @@ def summarize(check: dict) -> dict:
             "best_eval": round(float(evals["eval_return_mean"].max()), 1),
             "final_eval": None if final is None else round(float(final), 1),
             "timesteps": int(rows["timesteps"].iloc[-1]),
-            "backend": "{backend} x{workers}".format(
-                **json.loads((run / "config.json").read_text())["run"]),
+            "backend": "{0.backend} x{0.workers}".format(run.read_config().run),
             "wall_time_s": round(float(rows["wall_time_s"].iloc[-1]), 1),
             "command": " ".join(command(check))}
 
@@ -87,12 +77,12 @@ def markdown_table(df: pd.DataFrame) -> list[str]:
 
 def main(run: bool = False) -> None:
     for check in checks():
-        path = ROOT / check["name"]
-        if run and not finished(path, check["budget"]):
-            extra = ["--resume", str(path)] if (path / "config.json").exists() else []
+        path = RunDir(ROOT / check["name"])
+        if run and not (path.has_config() and path.finished()):
+            extra = ["--resume", str(path)] if path.has_config() else []
             cmd = command(check) if not extra else ["es-compact", "train", *extra, "--quiet"]
             subprocess.run([sys.executable, "-m", "es_compact_cli", *cmd[1:]], check=True)
-    rows = [summarize(c) for c in checks() if (ROOT / c["name"] / "progress.csv").exists()]
+    rows = [summarize(c) for c in checks() if RunDir(ROOT / c["name"]).progress_path.exists()]
     df = pd.DataFrame(rows)
     out = Path("results/training_checks.md")
     lines = ["# Training checks", "",

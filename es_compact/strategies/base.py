@@ -17,7 +17,7 @@ class Strategy:
     name = "abstract"
 
     def __init__(self, config: StrategyConfig, directions: Directions):
-        self.config = config
+        self.config = config.check_resolved()
         self.directions = directions
 
     @property
