@@ -39,6 +39,20 @@ def budget_spent(run: RunConfig, iteration: int, timesteps: int, last_eval: floa
             or (run.time_limit is not None and elapsed_s >= run.time_limit))
 
 
+def remaining_s(run: RunConfig, state: TrainState, elapsed_s: float, per_iter_s: float,
+                steps_per_s: float) -> float:
+    """Seconds until the first of run's limits is reached, at the measured pace (nan when
+    only a target return bounds the run)."""
+    est = []
+    if run.iterations is not None:
+        est.append((run.iterations - state.iteration) * per_iter_s)
+    if run.timesteps is not None and steps_per_s > 0:
+        est.append(max(0, run.timesteps - state.timesteps) / steps_per_s)
+    if run.time_limit is not None:
+        est.append(max(0.0, run.time_limit - elapsed_s))
+    return max(0.0, min(est)) if est else math.nan
+
+
 @dataclass(frozen=True, eq=False)
 class TrainState:
     """Everything a run carries from one iteration to the next."""

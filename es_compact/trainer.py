@@ -35,7 +35,7 @@ from es_compact.run_dir import (
     load_run_config,
     run_lock,
 )
-from es_compact.state import TrainState, budget_spent
+from es_compact.state import TrainState, budget_spent, remaining_s
 from es_compact.strategies import Directions, make_strategy
 
 __all__ = ["PROGRESS_COLUMNS", "TIMING_COLUMNS", "RunBusy", "Trainer", "TrainingError",
@@ -126,17 +126,6 @@ class Trainer:
         return state
 
     # The loop ---------------------------------------------------------------------------------
-
-    def remaining_s(self, state: TrainState, elapsed: float, per_iter: float,
-                    steps_per_s: float) -> float:
-        r, est = self.config.run, []
-        if r.iterations is not None:
-            est.append((r.iterations - state.iteration) * per_iter)
-        if r.timesteps is not None and steps_per_s > 0:
-            est.append(max(0, r.timesteps - state.timesteps) / steps_per_s)
-        if r.time_limit is not None:
-            est.append(max(0.0, r.time_limit - elapsed))
-        return max(0.0, min(est)) if est else math.nan
 
     def evaluate(self, state: TrainState, episodes: int) -> np.ndarray:
         """Unshifted returns of noiseless episodes of state's θ, seeded by its iteration."""
@@ -249,8 +238,9 @@ class Trainer:
                     per_iter = (time.perf_counter() - t_loop) / (state.iteration - start_it)
                     elapsed = self._elapsed()
                     on_iteration(row, {"last_eval": state.last_eval, "elapsed_s": elapsed,
-                                       "remaining_s": self.remaining_s(
-                                           state, elapsed, per_iter, row["steps_per_s"])})
+                                       "remaining_s": remaining_s(
+                                           cfg.run, state, elapsed, per_iter,
+                                           row["steps_per_s"])})
         finally:  # the budget spent, an error or an interrupt: keep what was trained
             self._flush_latest(state)
         final = self._final_eval(state)
