@@ -47,12 +47,8 @@ import numpy as np
 
 from es_compact.checks import is_integer
 from es_compact.errors import ConfigError
+from es_compact.givens import RandomKama, kernel_arrays, rotate_rows
 from es_compact.hadamard import fwht_reference, fwht_rows
-from es_compact.policies.givens import RandomKama, rotate_rows
-
-# ---------------------------------------------------------------------------------------------
-# Numba kernel and its NumPy twin
-
 
 # ---------------------------------------------------------------------------------------------
 # Nonlinearities and exact kernels
@@ -273,7 +269,7 @@ def draw_horn(dim: int, m: int, rng: np.random.Generator, *, hd_blocks: int = 3,
 @dataclass(frozen=True, eq=False)
 class KamaProjection:
     """Per block b: W_b = diag(s_b) · (G_k ··· G_1)[:rows_b, :], a square random KAMA matrix
-    (:class:`es_compact.policies.givens.RandomKama` with chi_d scales), applied in O(k) per point
+    (:class:`es_compact.givens.RandomKama` with chi_d scales), applied in O(k) per point
     by the numba kernel :func:`rotate_rows` on points stored as columns."""
 
     dim: int
@@ -284,9 +280,9 @@ class KamaProjection:
 
     @classmethod
     def of(cls, dim: int, blocks: list[RandomKama], rows: list[int]) -> KamaProjection:
-        cs = tuple(np.stack([np.cos(k.angles), np.sin(k.angles)], axis=1).ravel()
-                   for k in blocks)
-        planes = tuple(k.planes.ravel().astype(np.uint64) for k in blocks)  # unsigned: faster
+        packed = [kernel_arrays(k.planes, k.angles) for k in blocks]
+        cs = tuple(c for c, _ in packed)
+        planes = tuple(p for _, p in packed)
         return cls(dim, tuple(blocks), tuple(rows), cs, planes)
 
     def project(self, X: np.ndarray) -> np.ndarray:

@@ -9,10 +9,11 @@ import scipy.linalg
 
 from es_compact.config import PolicyConfig
 from es_compact.errors import ConfigError, ParameterError, SpaceError
-from es_compact.policies import ARCHITECTURES, ActionSpec, make_policy, product_matrix
+from es_compact.givens import RandomKama, givens_matrix, product_matrix, random_planes
+from es_compact.policies import ARCHITECTURES, ActionSpec, make_policy
 from es_compact.policies import kernels as K
 from es_compact.policies.circulant import CirculantLayer
-from es_compact.policies.givens import GivensLayer, RandomKama, givens_matrix, random_planes
+from es_compact.policies.givens import GivensLayer
 from es_compact.policies.spec import Policy
 from es_compact.policies.toeplitz import ToeplitzLayer
 

@@ -8,8 +8,7 @@
 """
 
 from es_compact.policies.architectures import ARCHITECTURES, make_policy, register
-from es_compact.policies.givens import RandomKama, product_matrix, random_planes
 from es_compact.policies.spec import ActionSpec, Actor, DenseWeights, Policy
 
-__all__ = ["ARCHITECTURES", "ActionSpec", "Actor", "DenseWeights", "Policy", "RandomKama",
-           "make_policy", "product_matrix", "random_planes", "register"]
+__all__ = ["ARCHITECTURES", "ActionSpec", "Actor", "DenseWeights", "Policy", "make_policy",
+           "register"]
