@@ -9,7 +9,8 @@ from scipy.stats import special_ortho_group
 
 from es_compact.errors import ConfigError
 from es_compact.experiments import givens as gx
-from es_compact.policies.givens import GivensLayer, givens_matrix, product_matrix
+from es_compact.givens import givens_matrix, product_matrix
+from es_compact.policies.givens import GivensLayer
 from es_compact.so_d import (
     DenseScorer,
     ObjectiveError,
