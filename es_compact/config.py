@@ -205,9 +205,11 @@ class StrategyConfig(_Plain):
     obs_norm_floor: float = 1e-8
     """Observation variances below this are floored to it, so 0/0 never happens."""
 
-    def validate(self) -> StrategyConfig:
-        if self.algo not in ALGOS:
-            raise ConfigError(f"unknown algorithm {self.algo!r}; choose from {', '.join(ALGOS)}")
+    def validate(self, known_algos: tuple[str, ...] | None = None) -> StrategyConfig:
+        """known_algos: the registered strategies' names (default: the built-in ALGOS)."""
+        algos = ALGOS if known_algos is None else known_algos
+        if self.algo not in algos:
+            raise ConfigError(f"unknown algorithm {self.algo!r}; choose from {', '.join(algos)}")
         if self.variant not in ARS_VARIANTS:
             raise ConfigError(f"unknown ARS variant {self.variant!r}; choose from "
                               f"{', '.join(ARS_VARIANTS)}")
@@ -335,12 +337,13 @@ class TrainConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     run: RunConfig = field(default_factory=lambda: RunConfig(iterations=100))
 
-    def validate(self) -> TrainConfig:
-        from es_compact.policies import ARCHITECTURES
-
+    def validate(self, known_archs: tuple[str, ...] | None = None,
+                 known_algos: tuple[str, ...] | None = None) -> TrainConfig:
+        """Check every section. The names of the registered architectures and strategies are
+        not known here (config imports neither): presets.resolve passes them."""
         self.env.validate()
-        self.policy.validate(tuple(ARCHITECTURES))
-        self.strategy.validate()
+        self.policy.validate(known_archs)
+        self.strategy.validate(known_algos)
         self.run.validate()
         return self
 

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 from es_compact.config import TrainConfig
+from es_compact.policies import ARCHITECTURES
+from es_compact.strategies import STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ def preset_for(env_id: str) -> Preset:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill every None hyperparameter from the environment's preset and validate the result."""
-    config.validate()
+    """Fill every None hyperparameter from the environment's preset and validate the result,
+    the architecture and the algorithm against their registries."""
+    config.validate(tuple(ARCHITECTURES), tuple(STRATEGIES))
     p = preset_for(config.env.id)
     s = config.strategy
     directions = s.directions if s.directions is not None else p.directions
@@ -82,4 +85,4 @@ def resolve(config: TrainConfig) -> TrainConfig:
         run = dataclasses.replace(run, workers=1 if run.backend == "serial" else
                                   (os.cpu_count() or 1))
     resolved = dataclasses.replace(config, env=env, strategy=strategy, run=run)
-    return resolved.validate().check_resolved()
+    return resolved.validate(tuple(ARCHITECTURES), tuple(STRATEGIES)).check_resolved()

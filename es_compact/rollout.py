@@ -17,12 +17,12 @@ import numpy as np
 
 from es_compact.config import TrainConfig
 from es_compact.envs import make_env
+from es_compact.exploration import Directions, Plan
 from es_compact.fast_envs import fast_step
 from es_compact.noise import NoiseTable
 from es_compact.normalizer import RunningStat
 from es_compact.policies import kernels as K
 from es_compact.policies import make_policy
-from es_compact.strategies.directions import Directions, Plan
 
 TRAIN, EVAL = 0, 1
 _F64 = np.dtype(np.float64)

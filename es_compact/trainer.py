@@ -21,6 +21,7 @@ from es_compact.backends import Backend, make_backend
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.errors import ConfigError, ESCompactError
+from es_compact.exploration import Directions
 from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
 from es_compact.policies import make_policy
@@ -36,7 +37,7 @@ from es_compact.run_dir import (
     run_lock,
 )
 from es_compact.state import TrainState, budget_spent, remaining_s
-from es_compact.strategies import Directions, make_strategy
+from es_compact.strategies import make_strategy
 
 __all__ = ["PROGRESS_COLUMNS", "TIMING_COLUMNS", "RunBusy", "Trainer", "TrainingError",
            "load_run_config", "run_lock"]

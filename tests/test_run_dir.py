@@ -11,10 +11,11 @@ import pytest
 
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.errors import ConfigError
+from es_compact.exploration import Directions
 from es_compact.presets import resolve
 from es_compact.run_dir import RunDir, resume_differences, target
 from es_compact.state import TrainState, budget_spent
-from es_compact.strategies import Directions, make_strategy
+from es_compact.strategies import make_strategy
 from es_compact.trainer import Trainer
 
 

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from es_compact.config import StrategyConfig
+from es_compact.config import StrategyConfig, TrainConfig
+from es_compact.errors import ConfigError
+from es_compact.exploration import Directions, Plan, hadamard_block, orthogonal_block
 from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
-from es_compact.strategies import Directions, Plan, make_strategy
-from es_compact.strategies.directions import hadamard_block, orthogonal_block
+from es_compact.presets import resolve
+from es_compact.strategies import STRATEGIES, Strategy, make_strategy, register_strategy
 from es_compact.strategies.shaping import centered_ranks, top_directions
 
 TABLE = NoiseTable(np.array([1, 0, 0, 1, 5, 5], dtype=np.float32))
@@ -150,3 +152,20 @@ def test_normaliser_floors_tiny_variance():
     assert std[0] == pytest.approx(1e-4) and np.isfinite((np.array([1.0, 5.0]) - mean) / std).all()
     fresh = RunningStat(3).frozen()
     np.testing.assert_array_equal(fresh[1], np.ones(3))
+
+
+def test_a_registered_strategy_is_built_and_resolved(monkeypatch):
+    class Still(Strategy):
+        name = "still"
+
+        def _tell(self, theta, plan, ks, returns_n2):
+            return theta.copy()
+
+    monkeypatch.setitem(STRATEGIES, "still", None)  # so the registration is undone afterwards
+    assert register_strategy("still", Still) is Still
+    cfg = resolve(TrainConfig(strategy=StrategyConfig(algo="still")))
+    s = make_strategy(cfg.strategy, Directions("gaussian", 0, 2, TABLE))
+    assert isinstance(s, Still)
+    np.testing.assert_array_equal(s.tell(np.ones(2), PLAN, RETURNS), np.ones(2))
+    with pytest.raises(ConfigError, match="Strategy subclass"):
+        register_strategy("bad", dict)

@@ -1,7 +1,37 @@
-"""Evolution strategies over the flat θ: ARS and OpenAI-ES, with gaussian, orthogonal or
-Hadamard exploration directions."""
+"""Evolution strategies over the flat θ: ARS and OpenAI-ES, each usable alone by ask / tell.
 
-from es_compact.strategies.base import Strategy, make_strategy
-from es_compact.strategies.directions import Directions, Plan
+The registry: :data:`STRATEGIES` maps a StrategyConfig's ``algo`` to its class, and
+:func:`make_strategy` is a lookup in it. A strategy of one's own is a :class:`Strategy` subclass
+(fill ``_tell``; optimiser state in ``state`` / ``load``) registered under a new name with
+:func:`register_strategy`; ``presets.resolve`` (and so the Trainer) then accepts that name as
+``strategy.algo``. The exploration directions it is given live in :mod:`es_compact.exploration`.
+"""
 
-__all__ = ["Directions", "Plan", "Strategy", "make_strategy"]
+from __future__ import annotations
+
+from es_compact.config import StrategyConfig
+from es_compact.errors import ConfigError
+from es_compact.exploration import Directions
+from es_compact.strategies.ars import ARS
+from es_compact.strategies.base import Strategy
+from es_compact.strategies.openai_es import OpenAIES
+
+STRATEGIES: dict[str, type[Strategy]] = {"ars": ARS, "es": OpenAIES}
+"""algo name -> Strategy class."""
+
+
+def register_strategy(name: str, cls: type[Strategy]) -> type[Strategy]:
+    """Add (or replace) the strategy built for ``strategy.algo == name``; returns cls."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a strategy's name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ConfigError(f"a registered strategy must be a Strategy subclass, got {cls!r}")
+    STRATEGIES[name] = cls
+    return cls
+
+
+def make_strategy(config: StrategyConfig, directions: Directions) -> Strategy:
+    return STRATEGIES[config.algo](config, directions)
+
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "register_strategy"]

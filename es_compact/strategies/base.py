@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from es_compact.config import StrategyConfig
-from es_compact.strategies.directions import Directions, Plan
+from es_compact.exploration import Directions, Plan
 
 
 class Strategy:
@@ -53,10 +53,3 @@ class Strategy:
 
     def load(self, arrays: dict, meta: dict) -> None:
         pass
-
-
-def make_strategy(config: StrategyConfig, directions: Directions) -> Strategy:
-    from es_compact.strategies.ars import ARS
-    from es_compact.strategies.openai_es import OpenAIES
-
-    return {"ars": ARS, "es": OpenAIES}[config.algo](config, directions)
