@@ -28,6 +28,12 @@ def split_tasks(tasks: list, workers: int) -> list[list]:
 class Backend(ABC):
     name = "abstract"
 
+    @classmethod
+    def from_settings(cls, workers: int = 1, **settings) -> Backend:
+        """Build from the run's settings (workers, and ``address`` and ``dashboard`` for Ray);
+        each backend takes the ones it reads. The registry's make_backend calls this."""
+        return cls()
+
     def table_buffer(self, size: int):
         """Memory for the noise table (float32[size]); a backend that shares it between
         processes returns its shared block so the driver builds the table there, once."""
@@ -54,22 +60,3 @@ class Backend(ABC):
 
     def __exit__(self, *exc):
         self.close()
-
-
-def make_backend(name: str, workers: int = 1, **kwargs) -> Backend:
-    from es_compact.errors import ConfigError
-
-    if name == "serial":
-        from es_compact.backends.serial import SerialBackend
-
-        return SerialBackend()
-    if name == "mp":
-        from es_compact.backends.multiprocess import MultiprocessBackend
-
-        return MultiprocessBackend(workers)
-    if name == "ray":
-        from es_compact.backends.ray_backend import RayBackend
-
-        return RayBackend(workers, address=kwargs.get("address"),
-                          include_dashboard=bool(kwargs.get("dashboard", False)))
-    raise ConfigError(f"unknown backend {name!r}; use 'serial', 'mp' or 'ray'")

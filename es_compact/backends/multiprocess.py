@@ -32,6 +32,7 @@ from es_compact.checks import is_integer
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
+from es_compact.rollout import RolloutWorker
 
 log = logging.getLogger(__name__)
 # forkserver: workers fork from a clean server process (no inherited driver threads or locks)
@@ -51,8 +52,6 @@ def _dumps(obj) -> bytes:
 
 def _worker_main(conn, config_dict: dict, shm_name: str | None, table_size: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from es_compact.rollout import RolloutWorker
-
     shm = table = None
     if shm_name is not None:
         shm = _attach(shm_name)
@@ -108,6 +107,10 @@ class _Worker:
 
 class MultiprocessBackend(Backend):
     name = "mp"
+
+    @classmethod
+    def from_settings(cls, workers: int = 1, **settings) -> MultiprocessBackend:
+        return cls(workers)
 
     def __init__(self, workers: int = 2):
         # ConfigError, like RunConfig's check: the CLI shows it as one line, before any work.

@@ -22,6 +22,7 @@ from es_compact.backends.base import Backend, split_tasks
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
+from es_compact.rollout import RolloutWorker
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
@@ -58,8 +59,6 @@ class _ActorImpl:
     def __init__(self, config_dict: dict, table_ref):
         import ray
 
-        from es_compact.rollout import RolloutWorker
-
         table = None
         if table_ref is not None:
             table = NoiseTable(ray.get(table_ref[0]))  # zero-copy view of the object store
@@ -81,6 +80,11 @@ class _ActorImpl:
 
 class RayBackend(Backend):
     name = "ray"
+
+    @classmethod
+    def from_settings(cls, workers: int = 1, **settings) -> RayBackend:
+        return cls(workers, address=settings.get("address"),
+                   include_dashboard=bool(settings.get("dashboard", False)))
 
     def __init__(self, workers: int = 2, address: str | None = None,
                  include_dashboard: bool = False):
