@@ -20,7 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from es_compact.envs import make_env
 from es_compact.errors import ConfigError, ESCompactError
+from es_compact.evaluate import load_run
+from es_compact.results import check_output_file
 
 HEADLESS_BACKENDS = ("egl", "osmesa")
 GL_UNAVAILABLE = 3
@@ -58,8 +61,6 @@ def check_video_path(out: str | Path) -> Path:
     """OUT as a Path after checking it names an .mp4 file in a directory that exists (it is
     created if missing) and can be written: before any episode runs, so a bad path costs
     nothing."""
-    from es_compact.results import check_output_file
-
     if not str(out):
         raise ConfigError("the video path is empty: give a file name ending in .mp4")
     out = Path(out)
@@ -102,9 +103,6 @@ def _render_episode(run_dir: str, name: str, out: str, seed: int) -> dict:
     """The child's work; MUJOCO_GL is already set. Raises _NoGL if no frame can be drawn."""
     import imageio.v2 as imageio
     import numpy as np
-
-    from es_compact.envs import make_env
-    from es_compact.evaluate import load_run
 
     try:
         import mujoco  # noqa: F401  (reads MUJOCO_GL on import)

@@ -20,6 +20,7 @@ import tempfile
 
 import numpy as np
 
+from es_compact.bench.throughput import gym_step_rate
 from es_compact.bench.timing import best_time
 from es_compact.config import PolicyConfig
 from es_compact.policies import ARCHITECTURES, ActionSpec, Policy, make_policy
@@ -46,8 +47,6 @@ def _dense_numpy_forward(policy: Policy, theta: np.ndarray):
 
 def env_step_us(env_id: str = "HalfCheetah-v4") -> float:
     """Microseconds per env.step with zero actions (the full gymnasium wrapper stack)."""
-    from es_compact.bench.throughput import gym_step_rate
-
     return 1e6 / gym_step_rate(env_id, steps=3000)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from es_compact.config import PolicyConfig
+from es_compact.envs import env_spaces
 from es_compact.experiments.runner import (
     Budget,
     RunSpec,
@@ -22,6 +23,7 @@ from es_compact.experiments.runner import (
     seed_count,
     summarise,
 )
+from es_compact.policies import make_policy
 from es_compact.policies.architectures import dcnn_relu_after as positions  # the policy's rule
 
 ENV = "HalfCheetah-v4"
@@ -127,9 +129,6 @@ def initial_scale(env_id: str, config: PolicyConfig, policies: int = 20,
     normaliser makes of them): the root mean square of its raw outputs and the fraction of
     actions clipped at the bounds, over `policies` initialisations (seeds 0, 1, ...) and
     `inputs` observations each."""
-    from es_compact.envs import env_spaces
-    from es_compact.policies import make_policy
-
     obs_space, act_space = env_spaces(env_id)
     raw, clipped = [], []
     x = np.random.default_rng(0).standard_normal((inputs, obs_space.shape[0]))
