@@ -8,11 +8,9 @@ Section 2. A Givens rotation of size D acts on one plane (I, J), I < J:
     row I  |  cos Θ  -sin Θ |       G(I, J, Θ) = identity elsewhere
     row J  |  sin Θ   cos Θ |                  = expm(-Θ A_IJ), A_IJ = e_I e_Jᵀ - e_J e_Iᵀ
 
-and costs 4 multiplications and 2 additions to apply. With P = G_K ··· G_2 G_1 (G_1 applied
-first) and D = max(d1, d2), a d1 x d2 KAMA matrix is
-
-    d1 <= d2:  M = diag(s_1..s_d1) · P[:d1, :]     (first d1 rows, each row scaled)
-    d1 >  d2:  M = P[:, :d2] · diag(s_1..s_d2)     (first d2 columns, each column scaled)
+and costs 4 multiplications and 2 additions to apply. A KAMA matrix truncates and scales a
+product P = G_K ··· G_2 G_1 (G_1 applied first; :func:`kama_matrix`, drawn in
+:mod:`es_compact.policies.givens`).
 
 Used three ways: as a learned policy layer (:mod:`es_compact.policies.givens`, angles and scales
 learned, planes fixed), as a random projection (:class:`RandomKama`, Sections 4 and 6.1, for

@@ -1,20 +1,15 @@
 """KAMA layers: weight matrices as truncated, scaled products of Givens rotations.
 
 Choromanski et al., "KAMA-NNs: low-dimensional rotation based neural networks" (AISTATS 2019),
-Section 2. A Givens rotation of size D acts on one plane (I, J):
-
-              col I   col J
-    row I  |  cos Θ  -sin Θ |       G(I, J, Θ) = identity elsewhere
-    row J  |  sin Θ   cos Θ |                  = expm(-Θ A_IJ), A_IJ = e_I e_Jᵀ - e_J e_Iᵀ
-
-and costs 4 multiplications and 2 additions to apply. With P = G_K ··· G_2 G_1 (G_1 applied
-first) and D = max(d1, d2), a d1 x d2 KAMA matrix is
+Section 2. With G(I, J, Θ) the Givens rotation of size D on the plane (I, J) (drawn in
+:mod:`es_compact.givens`), P = G_K ··· G_2 G_1 (G_1 applied first) and D = max(d1, d2), a
+d1 x d2 KAMA matrix is
 
     d1 <= d2:  M = diag(s_1..s_d1) · P[:d1, :]     (first d1 rows, each row scaled)
     d1 >  d2:  M = P[:, :d2] · diag(s_1..s_d2)     (first d2 columns, each column scaled)
 
 The planes (I_t, J_t) are drawn uniformly from a seed when the policy is built and stay fixed;
-the K angles and min(d1, d2) scalars are learned. The rotations, their dense references and the
+the K angles and min(d1, d2) scalars are learned. The rotations, the dense reference and the
 random structure are in :mod:`es_compact.givens`; the forward pass is ``givens_layer`` in
 :mod:`es_compact.policies.kernels`.
 """
