@@ -1,15 +1,34 @@
-"""Click options shared by several commands (policy shape, environment)."""
+"""Click options shared by several commands, declared from the config dataclasses.
+
+A config option takes its default and its help text from the field it sets (es_compact.config),
+so neither is repeated here; the option remembers its (section, field), so a command builds its
+config from the options given without a hand-kept map.
+"""
 
 from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable
+from types import UnionType
 
 import click
 from click.core import ParameterSource
 
-from es_compact.config import DCNN_INITS, PolicyConfig
+from es_compact.config import (
+    DCNN_INITS,
+    SECTION_TYPES,
+    SQUASH_MODES,
+    PolicyConfig,
+    TrainConfig,
+    field_default,
+    field_help,
+    render_when,
+)
 from es_compact.errors import ConfigError
-from es_compact.policies import ARCHITECTURES
+from es_compact.policies import ARCHITECTURES, check_applicable
+from es_compact.policies import policy_applies as _policy_applies
 
-_D = PolicyConfig()
 SEED = click.IntRange(min=0)
 """A seed: numpy's SeedSequence takes non-negative integers only."""
 COUNT = click.IntRange(min=1)
@@ -24,29 +43,92 @@ def parse_rotations(value: str) -> tuple[int, ...]:
                           f"integers, got {value!r}") from None
 
 
+class ConfigOption(click.Option):
+    """A click option that sets one config field: config_field is (section, field), and
+    to_config turns the parsed value into the field's value (e.g. '200,100' -> (200, 100))."""
+
+    def __init__(self, *args, config_field: tuple[str, str],
+                 to_config: Callable | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config_field = config_field
+        self.to_config = to_config or (lambda v: v)
+
+
+def _base_type(section: str, name: str) -> type:
+    """int, float, str, bool or tuple: the field's annotation without its None."""
+    hint = typing.get_type_hints(SECTION_TYPES[section])[name]
+    if isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def option_help(section: str, name: str, hint: str | None = None) -> str:
+    """The field's first docstring sentence as help; its "; None: X" becomes " [X]", the
+    usual form of what an option left out means."""
+    text = field_help(section, name).rstrip(".")
+    m = re.search(r";\s*None:\s*(.*)$", text)
+    if m:
+        text, hint = text[:m.start()], hint or m[1]
+    return f"{text} [{hint}]" if hint else text
+
+
+def config_option(section: str, name: str, *decls: str, help: str | None = None,
+                  hint: str | None = None, to_config: Callable | None = None, **kwargs):
+    """click.option for section.name: default and help from the field (help overrides the
+    docstring's first sentence; hint adds "[hint]"). decls default to --name-with-dashes;
+    the type is the field's (int, float, str; a bool is a flag) unless given."""
+    default = field_default(section, name)
+    base = _base_type(section, name)
+    if base is bool:
+        kwargs.setdefault("is_flag", True)
+    else:
+        kwargs.setdefault("show_default", True)
+        if base in (int, float) and "type" not in kwargs:
+            kwargs["type"] = base
+    if isinstance(default, tuple):  # given on the command line as a,b,c
+        default = ",".join(map(str, default))
+    return click.option(*(decls or (f"--{name.replace('_', '-')}",)), cls=ConfigOption,
+                        config_field=(section, name), to_config=to_config, default=default,
+                        help=option_help(section, name, hint) if help is None else help,
+                        **kwargs)
+
+
+def config_params(ctx: click.Context) -> list[ConfigOption]:
+    return [p for p in ctx.command.params if isinstance(p, ConfigOption)]
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether the parameter was set on the command line (or the environment), not defaulted."""
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def given_fields(ctx: click.Context) -> set[str]:
+    """The "section.field" settings given as flags on the command line."""
+    return {".".join(p.config_field) for p in config_params(ctx) if given(ctx, p.name)}
+
+
+def flag_namer(ctx: click.Context) -> Callable[[str, str], str]:
+    """(section, field) -> the command's flag for it (its field name if it has none)."""
+    flags = {p.config_field: p.opts[0] for p in config_params(ctx)}
+    return lambda section, name: flags.get((section, name), name)
+
+
 def policy_options(fn):
     """The architecture options of every command that builds a policy."""
     opts = [
-        click.option("--arch", default=_D.arch, show_default=True,
-                     help=f"architecture: {', '.join(ARCHITECTURES)}"),
-        click.option("--hidden", type=int, default=_D.hidden, show_default=True,
-                     help="hidden width h (DCNN width is max(obs, h, act))"),
-        click.option("--hidden-layers", type=int, default=_D.hidden_layers, show_default=True,
-                     help="hidden layers of dense/toeplitz/kama"),
-        click.option("--rotations", default=",".join(map(str, _D.rotations)),
-                     show_default=True,
-                     help="KAMA rotations per matrix: one value, or one per matrix (a,b,c)"),
-        click.option("--depth", type=int, default=_D.depth, show_default=True,
-                     help="DCNN layers"),
-        click.option("--nonlin-every", type=int, default=_D.nonlin_every, show_default=True,
-                     help="DCNN: leaky ReLU after every k-th layer"),
-        click.option("--slope", type=float, default=_D.slope, show_default=True,
-                     help="DCNN leaky ReLU slope"),
-        click.option("--dcnn-init", type=click.Choice(DCNN_INITS), default=_D.dcnn_init,
-                     show_default=True, help="DCNN: c ~ N(0, 2/n) as the paper, or 'scaled' "
-                     "to the fan-in and activation so every depth starts at one output scale"),
-        click.option("--squash", type=click.Choice(["clip", "tanh"]), default=_D.squash,
-                     show_default=True, help="Box actions: clip to bounds or tanh into them"),
+        config_option("policy", "arch"),
+        config_option("policy", "hidden"),
+        config_option("policy", "hidden_layers"),
+        config_option("policy", "rotations", to_config=parse_rotations,
+                      help="KAMA rotations K: one value for every weight matrix, or one per "
+                           "matrix (a,b,c)"),
+        config_option("policy", "depth"),
+        config_option("policy", "nonlin_every"),
+        config_option("policy", "slope"),
+        config_option("policy", "dcnn_init", type=click.Choice(DCNN_INITS),
+                      help="DCNN: c ~ N(0, 2/n) as the paper, or 'scaled' to the fan-in and "
+                           "activation so every depth starts at one output scale"),
+        config_option("policy", "squash", type=click.Choice(SQUASH_MODES)),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -55,20 +137,10 @@ def policy_options(fn):
 
 def policy_config(kw: dict) -> PolicyConfig:
     """Pop the policy options out of a command's keyword arguments into a PolicyConfig."""
-    cfg = PolicyConfig(arch=kw.pop("arch"), hidden=kw.pop("hidden"),
-                       hidden_layers=kw.pop("hidden_layers"),
-                       rotations=parse_rotations(kw.pop("rotations")), depth=kw.pop("depth"),
-                       nonlin_every=kw.pop("nonlin_every"), slope=kw.pop("slope"),
-                       dcnn_init=kw.pop("dcnn_init"), squash=kw.pop("squash"))
-    return cfg.validate(tuple(ARCHITECTURES))
-
-
-BUILTIN_ARCHS = ("linear", "dense", "toeplitz", "kama", "dcnn")
-
-
-def given(ctx: click.Context, name: str) -> bool:
-    """Whether the parameter was set on the command line (or the environment), not defaulted."""
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    values = {p.config_field[1]: p.to_config(kw.pop(p.name))
+              for p in config_params(click.get_current_context())
+              if p.config_field[0] == "policy"}
+    return PolicyConfig(**values).validate(tuple(ARCHITECTURES))
 
 
 def refuse_ignored(ctx: click.Context, applies: dict[str, tuple[bool, str]]) -> None:
@@ -83,19 +155,15 @@ def refuse_ignored(ctx: click.Context, applies: dict[str, tuple[bool, str]]) -> 
             raise ConfigError(f"{flag} applies only {when}; here it would be ignored")
 
 
+def refuse_ignored_settings(ctx: click.Context, config: TrainConfig, discrete: bool) -> None:
+    """The library's check (es_compact.policies.check_applicable) of the flags given, named
+    as flags: "--rotations applies only to --arch kama; here it would be ignored"."""
+    check_applicable(config, discrete, given=given_fields(ctx), name=flag_namer(ctx))
+
+
 def policy_applies(cfg: PolicyConfig, discrete: bool) -> dict[str, tuple[bool, str]]:
-    """Which policy options shape this policy (for refuse_ignored). Architectures registered
-    by the user may read any field, so only the built-in ones are judged."""
-    applies = {"squash": (not discrete, "to continuous (Box) actions")}
-    if cfg.arch not in BUILTIN_ARCHS:
-        return applies
-    mlp, dcnn = cfg.arch in ("dense", "toeplitz", "kama"), cfg.arch == "dcnn"
-    return {**applies,
-            "hidden": (cfg.arch != "linear", "to --arch dense, toeplitz, kama and dcnn"),
-            "hidden_layers": (mlp, "to --arch dense, toeplitz and kama"),
-            "rotations": (cfg.arch == "kama", "to --arch kama"),
-            "depth": (dcnn, "to --arch dcnn"),
-            "nonlin_every": (dcnn, "to --arch dcnn"),
-            "dcnn_init": (dcnn, "to --arch dcnn"),
-            "slope": (dcnn and cfg.nonlin_every < cfg.depth,
-                      "to --arch dcnn with a leaky ReLU (--nonlin-every below --depth)")}
+    """Which policy options shape this policy, for refuse_ignored: the library's table
+    (es_compact.policies.policy_applies) with settings named as this command's flags."""
+    name = flag_namer(click.get_current_context())
+    return {a.field: (a.used, render_when(a.when, name))
+            for a in _policy_applies(cfg, discrete)}

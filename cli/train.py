@@ -20,38 +20,17 @@ from es_compact.config import ALGOS, ARS_VARIANTS, BACKENDS, EXPLORATION, OPTIMI
 from es_compact.errors import ConfigError
 from es_compact_cli.options import (
     SEED,
+    config_option,
+    config_params,
     given,
-    parse_rotations,
-    policy_applies,
     policy_options,
-    refuse_ignored,
+    refuse_ignored_settings,
 )
 
-# CLI parameter -> (config section, field).
-FIELDS = {
-    "env_id": ("env", "id"), "reward_shift": ("env", "reward_shift"),
-    "max_episode_steps": ("env", "max_episode_steps"),
-    "arch": ("policy", "arch"), "hidden": ("policy", "hidden"),
-    "hidden_layers": ("policy", "hidden_layers"), "rotations": ("policy", "rotations"),
-    "depth": ("policy", "depth"), "nonlin_every": ("policy", "nonlin_every"),
-    "slope": ("policy", "slope"), "dcnn_init": ("policy", "dcnn_init"),
-    "squash": ("policy", "squash"),
-    "algo": ("strategy", "algo"), "variant": ("strategy", "variant"),
-    "step_size": ("strategy", "step_size"), "directions": ("strategy", "directions"),
-    "top": ("strategy", "top"), "noise_std": ("strategy", "noise_std"),
-    "exploration": ("strategy", "exploration"), "optimizer": ("strategy", "optimizer"),
-    "l2_coeff": ("strategy", "l2_coeff"),
-    "seed": ("run", "seed"), "iterations": ("run", "iterations"),
-    "target_return": ("run", "target_return"),
-    "timesteps": ("run", "timesteps"), "time_limit": ("run", "time_limit"),
-    "eval_every": ("run", "eval_every"), "eval_episodes": ("run", "eval_episodes"),
-    "workers": ("run", "workers"), "backend": ("run", "backend"),
-    "ray_address": ("run", "ray_address"), "ray_dashboard": ("run", "ray_dashboard"),
-    "noise_table_size": ("run", "noise_table_size"),
-    "max_failed_fraction": ("run", "max_failed_fraction"),
-    "checkpoint_every": ("run", "checkpoint_every_s"),
-}
 BUDGET = ("iterations", "timesteps", "time_limit")
+"""The run fields of a budget: a new one given as flags replaces the whole old one."""
+DEFAULT_ITERATIONS = TrainConfig().run.iterations
+"""The budget when none is given."""
 
 
 def read_toml(path: str) -> dict:
@@ -80,20 +59,17 @@ def build_config(ctx: click.Context, kw: dict, base: dict | None,
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     data = {s: dict(v) for s, v in (base or {}).items()}
-    flags = {k for k in FIELDS if k in kw and given(ctx, k)}
-    if flags & set(BUDGET):  # a new budget replaces the whole old one
+    flags = [p for p in config_params(ctx) if p.name in kw and given(ctx, p.name)]
+    if any(p.config_field in [("run", b) for b in BUDGET] for p in flags):
         run = data.setdefault("run", {})
         for b in BUDGET:
             run[b] = None
-    for key in flags:
-        section, name = FIELDS[key]
-        value = kw[key]
-        if key == "rotations":
-            value = parse_rotations(value)
-        data.setdefault(section, {})[name] = value
+    for p in flags:
+        section, name = p.config_field
+        data.setdefault(section, {})[name] = p.to_config(kw[p.name])
     run = data.setdefault("run", {})
     if all(run.get(b) is None for b in BUDGET):
-        run["iterations"] = 100
+        run["iterations"] = DEFAULT_ITERATIONS
     return TrainConfig.from_dict(data)
 
 
@@ -114,41 +90,33 @@ def progress_line(row: dict, info: dict) -> str:
 
 
 @click.command()
-@click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True,
-              help="gymnasium id, or module:Class of your own gymnasium.Env")
+@config_option("env", "id", "--env", "env_id")
 @policy_options
-@click.option("--algo", type=click.Choice(ALGOS), default="ars", show_default=True)
-@click.option("--variant", type=click.Choice(ARS_VARIANTS), default="v2t", show_default=True,
-              help="ARS variant")
-@click.option("--step-size", type=float, help="α (ARS) or learning rate (ES) [preset]")
-@click.option("--directions", type=int, help="antithetic directions N per iteration [preset]")
-@click.option("--top", type=int, help="ARS top-b directions [preset]")
-@click.option("--noise-std", type=float, help="exploration noise ν [preset]")
-@click.option("--exploration", type=click.Choice(EXPLORATION), default="gaussian",
-              show_default=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
-              help="ES optimiser")
-@click.option("--l2-coeff", type=float, default=0.005, show_default=True, help="ES L2 decay")
-@click.option("--reward-shift", type=float, help="subtracted per training step [preset]")
-@click.option("--max-episode-steps", type=int, help="episode limit [env spec]")
-@click.option("--iterations", type=int, help="budget: iterations (default 100 if no budget)")
-@click.option("--timesteps", type=int, help="budget: training environment steps")
-@click.option("--time-limit", type=float, help="budget: seconds of wall time")
-@click.option("--target-return", type=float, help="stop once an evaluation reaches this")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--eval-every", type=int, default=10, show_default=True)
-@click.option("--eval-episodes", type=int, default=5, show_default=True)
-@click.option("--workers", type=int, help="rollout workers [one per CPU core]")
-@click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True,
-              help="mp: worker processes; ray: actors (local or --ray-address); serial: debug")
-@click.option("--ray-address", help="Ray: auto or HOST:PORT of an existing cluster")
-@click.option("--ray-dashboard", is_flag=True,
-              help="Ray: start the local Ray with its dashboard (off by default)")
-@click.option("--noise-table-size", type=int, default=25_000_000, show_default=True)
-@click.option("--max-failed-fraction", type=float, default=0.5, show_default=True)
-@click.option("--checkpoint-every", type=float, default=30.0, show_default=True,
-              help="seconds between checkpoints/latest writes (0: every iteration); Ctrl-C "
-                   "and errors still write the last finished iteration")
+@config_option("strategy", "algo", type=click.Choice(ALGOS))
+@config_option("strategy", "variant", type=click.Choice(ARS_VARIANTS))
+@config_option("strategy", "step_size")
+@config_option("strategy", "directions")
+@config_option("strategy", "top")
+@config_option("strategy", "noise_std")
+@config_option("strategy", "exploration", type=click.Choice(EXPLORATION))
+@config_option("strategy", "optimizer", type=click.Choice(OPTIMIZERS))
+@config_option("strategy", "l2_coeff")
+@config_option("env", "reward_shift")
+@config_option("env", "max_episode_steps")
+@config_option("run", "iterations", hint=f"{DEFAULT_ITERATIONS} if no budget is given")
+@config_option("run", "timesteps")
+@config_option("run", "time_limit")
+@config_option("run", "target_return")
+@config_option("run", "seed", type=SEED)
+@config_option("run", "eval_every")
+@config_option("run", "eval_episodes")
+@config_option("run", "workers")
+@config_option("run", "backend", type=click.Choice(BACKENDS))
+@config_option("run", "ray_address")
+@config_option("run", "ray_dashboard")
+@config_option("run", "noise_table_size")
+@config_option("run", "max_failed_fraction")
+@config_option("run", "checkpoint_every_s", "--checkpoint-every")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory "
               "[runs/ENV_ARCH_seedSEED]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -177,17 +145,7 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     trainer = Trainer(config, run_dir, mode=mode)
     trainer.check()  # a mistyped env or an unusable --out fails before the banner, writing nothing
     c = trainer.config
-    s, r = c.strategy, c.run
-    refuse_ignored(ctx, {**policy_applies(c.policy, trainer.policy.action.discrete),
-                         "variant": (s.algo == "ars", "with --algo ars"),
-                         "optimizer": (s.algo == "es", "with --algo es"),
-                         "l2_coeff": (s.algo == "es", "with --algo es"),
-                         "workers": (r.backend != "serial" or r.workers == 1,
-                                     "with --backend mp or ray (serial runs one)"),
-                         "ray_address": (r.backend == "ray", "with --backend ray"),
-                         "ray_dashboard": (r.backend == "ray" and r.ray_address is None,
-                                           "with --backend ray when it starts Ray itself "
-                                           "(no --ray-address)")})
+    refuse_ignored_settings(ctx, c, trainer.policy.action.discrete)
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "

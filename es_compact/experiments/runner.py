@@ -44,7 +44,7 @@ class Budget:
 
     timesteps: int
     eval_every: int
-    eval_episodes: int = 5
+    eval_episodes: int = RunConfig.eval_episodes
     directions: int | None = None
     """Override of the preset's directions N (None: the ARS paper's preset)."""
     top: int | None = None
@@ -60,8 +60,9 @@ class RunSpec:
     """Columns of the run's result row (env, arch, seed, K, ...)."""
 
 
-def make_config(env_id: str, policy, budget: Budget, seed: int, backend: str = "mp",
-                workers: int | None = None, noise_table_size: int = 25_000_000) -> TrainConfig:
+def make_config(env_id: str, policy, budget: Budget, seed: int,
+                backend: str = RunConfig.backend, workers: int | None = None,
+                noise_table_size: int = RunConfig.noise_table_size) -> TrainConfig:
     """ARS V2-t with the environment's preset, except where the budget overrides N and b."""
     from es_compact.config import EnvConfig, StrategyConfig
 

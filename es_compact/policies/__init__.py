@@ -7,8 +7,15 @@
 >>> action = policy.forward(theta, obs)                     # doctest: +SKIP
 """
 
-from es_compact.policies.architectures import ARCHITECTURES, make_policy, register
+from es_compact.policies.architectures import (
+    ARCHITECTURES,
+    READS,
+    check_applicable,
+    make_policy,
+    policy_applies,
+    register,
+)
 from es_compact.policies.spec import ActionSpec, Actor, DenseWeights, Policy
 
-__all__ = ["ARCHITECTURES", "ActionSpec", "Actor", "DenseWeights", "Policy", "make_policy",
-           "register"]
+__all__ = ["ARCHITECTURES", "READS", "ActionSpec", "Actor", "DenseWeights", "Policy",
+           "check_applicable", "make_policy", "policy_applies", "register"]

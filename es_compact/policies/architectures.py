@@ -7,11 +7,12 @@ of width n = max(obs, h, act).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from es_compact.config import PolicyConfig
+from es_compact.config import Applies, PolicyConfig, TrainConfig, refuse_unused, run_applies
 from es_compact.errors import ConfigError
 from es_compact.policies.circulant import CirculantLayer
 from es_compact.policies.dense import DenseLayer
@@ -24,12 +25,36 @@ Builder = Callable[[int, int, PolicyConfig, np.random.Generator], list[Layer]]
 ARCHITECTURES: dict[str, Builder] = {}
 
 
-def register(name: str):
+@dataclass(frozen=True)
+class Reads:
+    """The PolicyConfig fields an architecture reads (besides arch and squash, which every
+    policy reads). only_if: a field read only under a condition, as (condition, when the
+    condition holds, in words; other fields named {policy.field})."""
+
+    fields: frozenset[str]
+    only_if: Mapping[str, tuple[Callable[[PolicyConfig], bool], str]]
+
+
+READS: dict[str, Reads] = {}
+"""Architecture name -> the fields it reads; an architecture registered without them may read
+any field, and none of its settings is refused."""
+
+
+def register(name: str, reads: Iterable[str] | None = None,
+             only_if: Mapping[str, tuple[Callable[[PolicyConfig], bool], str]] | None = None):
+    """Register a builder under name. reads: the PolicyConfig fields it reads, so that
+    setting another one is refused as changing nothing (see check_applicable)."""
     def deco(fn: Builder) -> Builder:
         ARCHITECTURES[name] = fn
+        READS.pop(name, None)
+        if reads is not None:
+            READS[name] = Reads(frozenset(reads), dict(only_if or {}))
         return fn
 
     return deco
+
+
+MLP_READS = ("hidden", "hidden_layers", "output_bias")
 
 
 def _mlp(obs_dim: int, act_dim: int, cfg: PolicyConfig, make) -> list[Layer]:
@@ -44,18 +69,18 @@ def _mlp(obs_dim: int, act_dim: int, cfg: PolicyConfig, make) -> list[Layer]:
     return layers
 
 
-@register("linear")
+@register("linear", reads=("linear_bias",))
 def build_linear(obs_dim, act_dim, cfg, rng):
     return [DenseLayer(in_dim=obs_dim, out_dim=act_dim, offset=0, bias=cfg.linear_bias,
                        zero_init=True)]
 
 
-@register("dense")
+@register("dense", reads=MLP_READS)
 def build_dense(obs_dim, act_dim, cfg, rng):
     return _mlp(obs_dim, act_dim, cfg, lambda i, **kw: DenseLayer(**kw))
 
 
-@register("toeplitz")
+@register("toeplitz", reads=MLP_READS)
 def build_toeplitz(obs_dim, act_dim, cfg, rng):
     return _mlp(obs_dim, act_dim, cfg, lambda i, **kw: ToeplitzLayer(**kw))
 
@@ -70,7 +95,7 @@ def rotations_per_matrix(cfg: PolicyConfig, n_matrices: int) -> tuple[int, ...]:
     return rot
 
 
-@register("kama")
+@register("kama", reads=(*MLP_READS, "rotations"))
 def build_kama(obs_dim, act_dim, cfg, rng):
     rot = rotations_per_matrix(cfg, cfg.hidden_layers + 1)
     return _mlp(obs_dim, act_dim, cfg,
@@ -83,7 +108,11 @@ def dcnn_relu_after(depth: int, every: int) -> tuple[int, ...]:
     return tuple(i for i in range(1, depth) if i % every == 0)
 
 
-@register("dcnn")
+# The slope shapes only the leaky ReLUs (and, with dcnn_init 'scaled', the gain before them):
+# with nonlin_every >= depth the network has none.
+@register("dcnn", reads=("hidden", "depth", "nonlin_every", "slope", "bias_std", "dcnn_init"),
+          only_if={"slope": (lambda cfg: bool(dcnn_relu_after(cfg.depth, cfg.nonlin_every)),
+                             "with a leaky ReLU ({policy.nonlin_every} below {policy.depth})")})
 def build_dcnn(obs_dim, act_dim, cfg, rng):
     n = max(obs_dim, cfg.hidden, act_dim)
     relu_after = dcnn_relu_after(cfg.depth, cfg.nonlin_every)
@@ -126,3 +155,41 @@ def make_policy(config: PolicyConfig, obs, action, seed: int = 0) -> Policy:
                           f"{spec.dim}")
     layers = ARCHITECTURES[config.arch](int(obs_dim), spec.dim, config, structure_rng(seed))
     return Policy(config.arch, layers, int(obs_dim), spec, config.squash)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def policy_applies(cfg: PolicyConfig, discrete: bool) -> list[Applies]:
+    """Which policy settings shape this policy. squash is judged for every architecture;
+    the others only for an architecture that declared what it reads (the built-in ones)."""
+    out = [Applies("policy", "squash", not discrete, "to continuous (Box) actions")]
+    reads = READS.get(cfg.arch)
+    if reads is None:
+        return out
+    for f in fields(PolicyConfig):
+        readers = [a for a, r in READS.items() if f.name in r.fields]
+        if not readers:  # arch and squash: read by every policy
+            continue
+        used = f.name in reads.fields
+        if used and f.name in reads.only_if:
+            used = reads.only_if[f.name][0](cfg)
+        where = [a + (f" {READS[a].only_if[f.name][1]}" if f.name in READS[a].only_if else "")
+                 for a in readers]
+        out.append(Applies("policy", f.name, used, f"to {{policy.arch}} {_and(where)}"))
+    return out
+
+
+def check_applicable(config: TrainConfig, discrete: bool, given: Collection[str] | None = None,
+                     name: Callable[[str, str], str] | None = None) -> None:
+    """ConfigError for a setting given that this configuration would ignore, e.g.
+    "policy.rotations applies only to arch kama; here it would be ignored".
+
+    discrete: whether the environment's actions are discrete (squash then does nothing).
+    given: the "section.field" settings the user set; None (a config from Python or TOML):
+    every field that differs from its dataclass default, so a fully resolved config.json
+    holding defaults is never refused for them. name renders a setting (the CLI: its flag).
+    """
+    refuse_unused([*policy_applies(config.policy, discrete), *run_applies(config)], config,
+                  given, name)
