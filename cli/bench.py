@@ -7,8 +7,9 @@ import time
 import click
 import pandas as pd
 
+from es_compact.config import field_default
 from es_compact.results import append_rows, check_csv, run_metadata
-from es_compact_cli.options import COUNT, refuse_ignored
+from es_compact_cli.options import COUNT, config_option, refuse_ignored
 
 
 @click.group()
@@ -39,10 +40,11 @@ def forward(quick, out):
 
 
 @bench.command()
-@click.option("--env", "env_id", default="HalfCheetah-v4", show_default=True)
-@click.option("--arch", default="kama", show_default=True)
+@config_option("env", "id", "--env", "env_id")
+@config_option("policy", "arch")
 @click.option("--workers", type=COUNT, default=2, show_default=True)
-@click.option("--backend", type=click.Choice(["mp", "ray"]), default="mp", show_default=True)
+@config_option("run", "backend", type=click.Choice(["mp", "ray"]),
+               help="mp: worker processes; ray: actors")
 @click.option("--iterations", type=int, default=6, show_default=True,
               help="timed iterations + 1 warm-up (at least 6)")
 @click.option("--directions", type=COUNT, help="antithetic directions per iteration [preset]")
@@ -73,79 +75,38 @@ def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memo
     PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     check_csv(out)
     t0 = time.perf_counter()
-    click.echo(f"(a) single-process gymnasium step rate of {env_id}, zero actions...", err=True)
-    a_before = tp.gym_step_rate(env_id)
-    click.echo("(s) serial training rate (policy, noise, normalisation in one process)...",
-               err=True)
-    s = tp.training_rate(env_id, arch, "serial", 1, iterations, directions)
-    click.echo(f"(b) {backend} training rate with {workers} workers, (a) sampled between its "
-               "iterations...", err=True)
-    # The machine's speed drifts by tens of percent between minutes: (a) is sampled before,
-    # between the iterations of (b) (while its workers wait) and after it, and (b) is set
-    # against the mean of those samples.
-    probe = tp.GymProbe(env_id)
-    try:
-        b = tp.training_rate(env_id, arch, backend, workers, iterations, directions,
-                             probe=probe)
-    finally:
-        probe.close()
-    a_after = tp.gym_step_rate(env_id)
-    samples = [a_before, *probe.rates, a_after]
-    a = sum(samples) / len(samples)
-    eff = b["steps_per_s"] / (workers * a)
-    click.echo(f"(c) gymnasium in {workers} processes at once (the machine's parallel "
-               "capacity)...", err=True)
-    c = tp.concurrent_gym_rate(env_id, workers)
-    row = {"case": "throughput", "env": env_id, "arch": arch, "backend": backend,
-           "workers": workers, "directions": b["directions"], "num_params": b["num_params"],
-           "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
-           "gym_after_vs_before": round(a_after / a_before, 3),
-           "gym_samples_min_max": f"{min(samples):.0f}-{max(samples):.0f}",
-           "serial_train_steps_per_s": round(s["steps_per_s"], 1),
-           "train_steps_per_s": round(b["steps_per_s"], 1), "efficiency": round(eff, 3),
-           "concurrent_gym_steps_per_s": round(c, 1),
-           "concurrent_vs_workers_x_a": round(c / (workers * a), 3),
-           "train_vs_concurrent": round(b["steps_per_s"] / c, 3),
-           "serial_vs_gym": round(s["steps_per_s"] / a, 3),
-           "rollout_overhead": round(b["rollout_overhead"], 4),
-           "non_env_share": round(b["non_env_share"], 4),
-           "task_overhead_share": round(b["task_overhead_share"], 4),
-           "messaging_share": round(b["messaging_share"], 4),
-           "bytes_sent_per_iteration": b["bytes_sent_per_iteration"]}
-    rows = [row]
-    if memory_table:
-        click.echo(f"memory: noise table of {memory_table:,} entries, 1 and {memory_workers} "
-                   "workers...", err=True)
-        rows += tp.memory_rows(env_id, memory_table, (1, memory_workers))
+    m = tp.measure(env_id, arch, backend, workers, iterations, directions, memory_table,
+                   memory_workers, log=lambda text: click.echo(text, err=True))
+    rows = m.rows()
     append_rows(out, rows, run_metadata(time.perf_counter() - t0))
-    click.echo(f"(a) gymnasium, 1 process:   {a:10,.0f} steps/s  (mean of {len(samples)} "
-               f"samples, {min(samples):,.0f} to {max(samples):,.0f}; {a_before:,.0f} before "
-               f"and {a_after:,.0f} after (b))")
+    b, s, samples = m.parallel, m.serial, m.gym_samples
+    click.echo(f"(a) gymnasium, 1 process:   {m.gym:10,.0f} steps/s  (mean of {len(samples)} "
+               f"samples, {min(samples):,.0f} to {max(samples):,.0f}; {m.gym_before:,.0f} "
+               f"before and {m.gym_after:,.0f} after (b))")
     click.echo(f"(s) serial training:        {s['steps_per_s']:10,.0f} steps/s  "
-               f"({row['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see fast_envs)")
+               f"({rows[0]['serial_vs_gym']:.2f} x (a); rollouts step the bare env, see "
+               "fast_envs)")
     click.echo(f"(b) {backend}, {workers} workers:       {b['steps_per_s']:10,.0f} steps/s")
-    click.echo(f"efficiency (b) / ({workers} x (a)) = {eff:.3f}")
-    click.echo(f"(c) gymnasium, {workers} processes at once: {c:,.0f} steps/s = "
-               f"{c / (workers * a):.2f} x ({workers} x (a)); (b) / (c) = "
-               f"{b['steps_per_s'] / c:.3f} (training against the machine's own parallel "
+    click.echo(f"efficiency (b) / ({workers} x (a)) = {m.efficiency:.3f}")
+    click.echo(f"(c) gymnasium, {workers} processes at once: {m.concurrent:,.0f} steps/s = "
+               f"{m.concurrent_vs_workers_x_gym:.2f} x ({workers} x (a)); (b) / (c) = "
+               f"{m.train_vs_concurrent:.3f} (training against the machine's own parallel "
                "step rate)")
     click.echo(f"inside the workers, policy + noise + normalisation + loop: "
-               f"{100 * b['rollout_overhead']:.1f}% of task time")
-    click.echo(f"of all worker-time, not in the environment: {100 * b['non_env_share']:.1f}% = "
-               f"{100 * b['task_overhead_share']:.1f}% in tasks (as above) + "
-               f"{100 * b['messaging_share']:.1f}% messaging + "
-               f"{100 * (b['non_env_share'] - b['task_overhead_share'] - b['messaging_share']):.1f}"
-               "% driver and idle workers (waiting for the iteration's last task)")
-    if b["bytes_sent_per_iteration"] == b["bytes_sent_per_iteration"]:
+               f"{b['rollout_overhead']:.1%} of task time")
+    click.echo(f"of all worker-time, not in the environment: {b['non_env_share']:.1%} = "
+               f"{b['task_overhead_share']:.1%} in tasks (as above) + "
+               f"{b['messaging_share']:.1%} messaging + {m.driver_and_idle_share:.1%} driver "
+               "and idle workers (waiting for the iteration's last task)")
+    if b["bytes_sent_per_iteration"] == b["bytes_sent_per_iteration"]:  # not nan
         click.echo(f"bytes sent per iteration: {b['bytes_sent_per_iteration']:,.0f} "
-                   f"(θ has {b['num_params']} float64 = {8 * b['num_params']:,} bytes)")
-    for m in rows[1:]:
-        click.echo(f"memory, {m['workers']} worker(s): driver + workers PSS "
-                   f"{m['pss_total_mib']:,.1f} MiB, of which the shared noise table "
-                   f"{m['pss_table_mib']:,.1f} MiB (one table is {m['table_mib']:,.1f} MiB)")
-    if len(rows) == 3:
-        d_total = rows[2]["pss_total_mib"] - rows[1]["pss_total_mib"]
-        d_table = rows[2]["pss_table_mib"] - rows[1]["pss_table_mib"]
+                   f"(θ has {b['num_params']} float64 = {m.theta_bytes:,} bytes)")
+    for r in m.memory:
+        click.echo(f"memory, {r['workers']} worker(s): driver + workers PSS "
+                   f"{r['pss_total_mib']:,.1f} MiB, of which the shared noise table "
+                   f"{r['pss_table_mib']:,.1f} MiB (one table is {r['table_mib']:,.1f} MiB)")
+    if m.memory_added is not None:
+        d_total, d_table = m.memory_added
         click.echo(f"going from 1 to {memory_workers} workers adds {d_total:,.1f} MiB in total "
                    f"({d_table:,.1f} MiB of it table; the rest is each worker's own Python, "
                    "numba and MuJoCo)")
@@ -158,7 +119,8 @@ def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memo
 @click.option("--iterations", type=int, default=300, show_default=True)
 @click.option("--rounds", type=int, default=3, show_default=True,
               help="each round trains both schedules, in alternating order")
-@click.option("--every", type=float, default=30.0, show_default=True,
+@click.option("--every", type=float, default=field_default("run", "checkpoint_every_s"),
+              show_default=True,
               help="the interval (seconds) set against writing after every iteration")
 @click.option("--out", default="results/bench_checkpoint.csv", show_default=True)
 def checkpoint(env_id, arch, iterations, rounds, every, out):

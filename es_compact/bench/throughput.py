@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +102,7 @@ def _config(env_id, arch, backend, workers, iterations, directions, table_size, 
 
 
 def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
-                  table_size=25_000_000, probe: GymProbe | None = None) -> dict:
+                  table_size=RunConfig.noise_table_size, probe: GymProbe | None = None) -> dict:
     """Train `iterations` iterations; rate over all but the first (warm-up) iteration. With a
     probe, (a) is sampled after every iteration; that time is left out of the window."""
     rows = []
@@ -194,3 +196,136 @@ def memory_rows(env_id: str, table_size: int, worker_counts=(1, 4)) -> list[dict
                     "pss_total_mib": round(total / 1024, 1),
                     "pss_table_mib": round(table / 1024, 1)})
     return out
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One throughput measurement: (a) sampled before, between the iterations of (b) and after
+    it, (s), (b) and (c) as measured, and everything derived from them."""
+
+    env_id: str
+    arch: str
+    backend: str
+    workers: int
+    gym_samples: tuple[float, ...]
+    """(a): before (b), between its iterations, after it."""
+    serial: dict
+    """(s): training_rate of the serial backend."""
+    parallel: dict
+    """(b): training_rate of the backend with `workers` workers."""
+    concurrent: float
+    """(c): gymnasium's step rate in `workers` processes at once."""
+    memory: tuple[dict, ...] = ()
+    """memory_rows for 1 and N workers, when measured."""
+
+    @property
+    def gym_before(self) -> float:
+        return self.gym_samples[0]
+
+    @property
+    def gym_after(self) -> float:
+        return self.gym_samples[-1]
+
+    @property
+    def gym(self) -> float:
+        """(a), the mean of its samples: the machine's speed drifts by tens of percent between
+        minutes, so (b) is set against (a) over the same minutes."""
+        return sum(self.gym_samples) / len(self.gym_samples)
+
+    @property
+    def efficiency(self) -> float:
+        """(b) / (workers x (a))."""
+        return self.parallel["steps_per_s"] / (self.workers * self.gym)
+
+    @property
+    def concurrent_vs_workers_x_gym(self) -> float:
+        """(c) / (workers x (a)): below 1 where cores share hardware or a host."""
+        return self.concurrent / (self.workers * self.gym)
+
+    @property
+    def train_vs_concurrent(self) -> float:
+        """(b) / (c): training against the machine's own parallel step rate."""
+        return self.parallel["steps_per_s"] / self.concurrent
+
+    @property
+    def serial_vs_gym(self) -> float:
+        """(s) / (a)."""
+        return self.serial["steps_per_s"] / self.gym
+
+    @property
+    def driver_and_idle_share(self) -> float:
+        """Of all worker-time, the share neither in tasks nor messaging: driver work and
+        workers waiting for an iteration's last task."""
+        b = self.parallel
+        return b["non_env_share"] - b["task_overhead_share"] - b["messaging_share"]
+
+    @property
+    def theta_bytes(self) -> int:
+        """θ's size as float64."""
+        return 8 * self.parallel["num_params"]
+
+    @property
+    def memory_added(self) -> tuple[float, float] | None:
+        """Going from 1 to N workers: (MiB added in total, MiB of it noise table)."""
+        if len(self.memory) != 2:
+            return None
+        one, many = self.memory
+        return (many["pss_total_mib"] - one["pss_total_mib"],
+                many["pss_table_mib"] - one["pss_table_mib"])
+
+    def row(self) -> dict:
+        """The CSV row of the throughput case."""
+        a, b, s = self.gym, self.parallel, self.serial
+        return {"case": "throughput", "env": self.env_id, "arch": self.arch,
+                "backend": self.backend, "workers": self.workers,
+                "directions": b["directions"], "num_params": b["num_params"],
+                "iterations_timed": b["iterations_timed"], "gym_steps_per_s": round(a, 1),
+                "gym_after_vs_before": round(self.gym_after / self.gym_before, 3),
+                "gym_samples_min_max": f"{min(self.gym_samples):.0f}-"
+                                       f"{max(self.gym_samples):.0f}",
+                "serial_train_steps_per_s": round(s["steps_per_s"], 1),
+                "train_steps_per_s": round(b["steps_per_s"], 1),
+                "efficiency": round(self.efficiency, 3),
+                "concurrent_gym_steps_per_s": round(self.concurrent, 1),
+                "concurrent_vs_workers_x_a": round(self.concurrent_vs_workers_x_gym, 3),
+                "train_vs_concurrent": round(self.train_vs_concurrent, 3),
+                "serial_vs_gym": round(self.serial_vs_gym, 3),
+                "rollout_overhead": round(b["rollout_overhead"], 4),
+                "non_env_share": round(b["non_env_share"], 4),
+                "task_overhead_share": round(b["task_overhead_share"], 4),
+                "messaging_share": round(b["messaging_share"], 4),
+                "bytes_sent_per_iteration": b["bytes_sent_per_iteration"]}
+
+    def rows(self) -> list[dict]:
+        """The throughput row, then the memory rows."""
+        return [self.row(), *self.memory]
+
+
+def measure(env_id: str, arch: str, backend: str, workers: int, iterations: int = 6,
+            directions: int | None = None, memory_table: int = 0, memory_workers: int = 4,
+            log: Callable[[str], None] = lambda _: None) -> Throughput:
+    """(a), (s), (b) with (a) sampled between its iterations, (a) again, (c), and with
+    memory_table > 0 the memory rows for 1 and memory_workers workers; log(text) announces
+    each measurement, which take minutes."""
+    log(f"(a) single-process gymnasium step rate of {env_id}, zero actions...")
+    before = gym_step_rate(env_id)
+    log("(s) serial training rate (policy, noise, normalisation in one process)...")
+    serial = training_rate(env_id, arch, "serial", 1, iterations, directions)
+    log(f"(b) {backend} training rate with {workers} workers, (a) sampled between its "
+        "iterations...")
+    probe = GymProbe(env_id)
+    try:
+        parallel = training_rate(env_id, arch, backend, workers, iterations, directions,
+                                 probe=probe)
+    finally:
+        probe.close()
+    after = gym_step_rate(env_id)
+    log(f"(c) gymnasium in {workers} processes at once (the machine's parallel capacity)...")
+    concurrent = concurrent_gym_rate(env_id, workers)
+    memory = ()
+    if memory_table:
+        log(f"memory: noise table of {memory_table:,} entries, 1 and {memory_workers} "
+            "workers...")
+        memory = tuple(memory_rows(env_id, memory_table, (1, memory_workers)))
+    return Throughput(env_id, arch, backend, workers, (before, *probe.rates, after), serial,
+                      parallel, concurrent, memory)
