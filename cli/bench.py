@@ -7,8 +7,8 @@ import time
 import click
 import pandas as pd
 
-from es_compact.config import field_default
 from es_compact.results import append_rows, check_csv, run_metadata
+from es_compact.settings import field_default
 from es_compact_cli.options import COUNT, config_option, refuse_ignored
 
 

@@ -15,19 +15,11 @@ from types import UnionType
 import click
 from click.core import ParameterSource
 
-from es_compact.config import (
-    DCNN_INITS,
-    SECTION_TYPES,
-    SQUASH_MODES,
-    PolicyConfig,
-    TrainConfig,
-    field_default,
-    field_help,
-    render_when,
-)
+from es_compact.config import DCNN_INITS, SECTION_TYPES, SQUASH_MODES, PolicyConfig, TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.policies import ARCHITECTURES, check_applicable
 from es_compact.policies import policy_applies as _policy_applies
+from es_compact.settings import field_default, field_help, render_when
 
 SEED = click.IntRange(min=0)
 """A seed: numpy's SeedSequence takes non-negative integers only."""

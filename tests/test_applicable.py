@@ -14,7 +14,6 @@ from es_compact.config import (
     RunConfig,
     StrategyConfig,
     TrainConfig,
-    field_default,
 )
 from es_compact.errors import ConfigError
 from es_compact.experiments import ablation, dcnn, dcnn_init, preset_search, rl
@@ -28,6 +27,7 @@ from es_compact.policies import (
 )
 from es_compact.policies.architectures import build_linear
 from es_compact.presets import resolve
+from es_compact.settings import field_default
 
 BUILTIN = ("linear", "dense", "toeplitz", "kama", "dcnn")
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from es_compact.config import SECTION_TYPES, TrainConfig, field_default, field_docs, field_help
+from es_compact.config import SECTION_TYPES, TrainConfig
 from es_compact.errors import ConfigError
+from es_compact.settings import field_default, field_docs, field_help
 from es_compact_cli.bench import bench
 from es_compact_cli.main import cli
 from es_compact_cli.options import ConfigOption, option_help

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from es_compact.config import Applies, PolicyConfig, TrainConfig, refuse_unused, run_applies
+from es_compact.config import PolicyConfig, TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.policies.circulant import CirculantLayer
 from es_compact.policies.dense import DenseLayer
@@ -20,6 +20,7 @@ from es_compact.policies.givens import GivensLayer
 from es_compact.policies.layers import Layer
 from es_compact.policies.spec import ActionSpec, Policy, obs_dim_of
 from es_compact.policies.toeplitz import ToeplitzLayer
+from es_compact.settings import Applies, refuse_unused, run_applies
 
 Builder = Callable[[int, int, PolicyConfig, np.random.Generator], list[Layer]]
 ARCHITECTURES: dict[str, Builder] = {}
