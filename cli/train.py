@@ -145,7 +145,8 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     trainer = Trainer(config, run_dir, mode=mode)
     trainer.check()  # a mistyped env or an unusable --out fails before the banner, writing nothing
     c = trainer.config
-    refuse_ignored_settings(ctx, c, trainer.policy.action.discrete)
+    refuse_ignored_settings(ctx, c, trainer.policy.action.discrete)  # named as flags
+    trainer.check_settings()  # and what a --config file set, named as fields
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "

@@ -35,7 +35,9 @@ import pandas as pd
 from es_compact import checkpoint
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError
+from es_compact.policies import policy_applies
 from es_compact.presets import resolve
+from es_compact.settings import run_applies
 from es_compact.state import TrainState, budget_spent
 
 CONFIG, PROGRESS, CHECKPOINTS = "config.json", "progress.csv", "checkpoints"
@@ -70,12 +72,23 @@ def _flat(config: TrainConfig) -> dict[str, object]:
     return {f"{s}.{k}": v for s, sub in config.to_dict().items() for k, v in sub.items()}
 
 
+def _unused(config: TrainConfig) -> set[str]:
+    """'section.field' of the settings this configuration does not read (squash judged as
+    for continuous actions: a discrete run's squash is compared, harmlessly)."""
+    applies = [*policy_applies(config.policy, discrete=False), *run_applies(config)]
+    return {f"{a.section}.{a.field}" for a in applies if not a.used}
+
+
 def resume_differences(stored: TrainConfig, wanted: TrainConfig) -> list[tuple[str, object,
                                                                                   object]]:
     """(field, stored value, wanted value) for every setting that shapes θ and differs: the
-    sections SHAPES_THETA and run.seed, both configurations resolved. Empty: compatible."""
-    a, b = _flat(resolve(stored)), _flat(resolve(wanted))
-    keys = [k for k in a if k.split(".")[0] in SHAPES_THETA] + ["run.seed"]
+    sections SHAPES_THETA and run.seed, both configurations resolved, leaving out a setting
+    neither configuration reads (a dcnn without a leaky ReLU reads no slope). Empty:
+    compatible."""
+    stored, wanted = resolve(stored), resolve(wanted)
+    a, b = _flat(stored), _flat(wanted)
+    ignore = _unused(stored) & _unused(wanted)
+    keys = [k for k in a if k.split(".")[0] in SHAPES_THETA and k not in ignore] + ["run.seed"]
     return [(k, a[k], b[k]) for k in keys if a[k] != b[k]]
 
 

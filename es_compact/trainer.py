@@ -24,7 +24,7 @@ from es_compact.errors import ConfigError, ESCompactError
 from es_compact.exploration import Directions
 from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
-from es_compact.policies import make_policy
+from es_compact.policies import check_applicable, make_policy
 from es_compact.presets import resolve
 from es_compact.rollout import EVAL, TRAIN, Broadcast, Task, env_seed
 from es_compact.run_dir import (
@@ -91,6 +91,14 @@ class Trainer:
             obs_space, act_space = env_spaces(self.config.env.id)
             self.policy = make_policy(self.config.policy, obs_space, act_space,
                                       seed=self.config.run.seed)
+
+    def check_settings(self) -> None:
+        """ConfigError for a setting that would change nothing here ('policy.rotations applies
+        only to arch kama; ...'), as the CLI refuses such a flag; run() calls it. A resumed
+        run's stored settings were judged when it started."""
+        if self.mode != "resume":
+            self.check()
+            check_applicable(self.config, self.policy.action.discrete)
 
     # State ------------------------------------------------------------------------------------
 
@@ -202,6 +210,7 @@ class Trainer:
         """Train until the budget is spent. on_iteration(row, info) is called after each
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
         self.check()  # before taking the lock, which creates the directory
+        self.check_settings()
         with self.dir.lock():
             restore = self.dir.prepare(self.mode, self.config)
             self._t0 = time.perf_counter()

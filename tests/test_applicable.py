@@ -179,13 +179,6 @@ def _experiment_specs():
     return out
 
 
-# The dcnn grid's ReLU-free network (depth 2, a ReLU every 2 layers: none) is kept as its first
-# cell, slope 0, which that network never reads. Known until dcnn.specs builds that cell with
-# the default slope (its results are the same: no layer reads the slope).
-KNOWN = {f"dcnn:full:L2_every2_slope0/seed{i}: policy.slope applies only to arch dcnn with a "
-         f"leaky ReLU (nonlin_every below depth); here it would be ignored" for i in range(3)}
-
-
 def test_no_experiment_sets_a_setting_that_changes_nothing():
     refused = set()
     for name, cfg in _experiment_specs():
@@ -193,4 +186,4 @@ def test_no_experiment_sets_a_setting_that_changes_nothing():
             check_applicable(cfg, discrete=False)  # every experiment's environment is MuJoCo
         except ConfigError as exc:
             refused.add(f"{name}: {exc}")
-    assert refused == KNOWN
+    assert refused == set()

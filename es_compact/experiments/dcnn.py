@@ -68,7 +68,10 @@ def specs(form: str = "quick", grid=None, seeds: int | None = None, backend: str
     out = []
     for seed in range(SEEDS[form] if seeds is None else seeds):  # outside, as in rl.specs
         for depth, every, slope in (GRID[form] if grid is None else grid):
-            policy = PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every, slope=slope)
+            # A network without a leaky ReLU reads no slope: it keeps the default, and its
+            # name and tags keep the grid's cell.
+            policy = PolicyConfig(arch="dcnn", depth=depth, nonlin_every=every,
+                                  slope=slope if positions(depth, every) else PolicyConfig.slope)
             cfg = make_config(ENV, policy, budget, seed, backend, workers, NOISE_TABLE[form])
             out.append(RunSpec(f"L{depth}_every{every}_slope{slope:g}/seed{seed}", cfg,
                                {"env": ENV, "depth": depth, "every": every, "slope": slope,
