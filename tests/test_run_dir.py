@@ -117,3 +117,12 @@ def test_out_resume_overwrite_rules(trained, tmp_path):
         target(resume=trained.path, out=tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="holds no run"):
         target(resume=tmp_path / "empty")
+
+
+def test_the_trainer_refuses_a_setting_that_changes_nothing_and_writes_nothing(tmp_path):
+    cfg = config()
+    cfg = dataclasses.replace(cfg, policy=PolicyConfig(arch="dense", hidden=8, rotations=(50,)))
+    with pytest.raises(ConfigError, match="^policy.rotations applies only to arch kama; here "
+                                          "it would be ignored$"):
+        Trainer(cfg, tmp_path / "run").run()
+    assert not (tmp_path / "run").exists()
