@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact.config import RunConfig, TrainConfig
+from es_compact.config import EnvConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.plotting import curves
 from es_compact.results import run_metadata
 from es_compact.run_dir import RunBusy, RunDir
 from es_compact.trainer import Trainer
@@ -64,8 +65,6 @@ def make_config(env_id: str, policy, budget: Budget, seed: int,
                 backend: str = RunConfig.backend, workers: int | None = None,
                 noise_table_size: int = RunConfig.noise_table_size) -> TrainConfig:
     """ARS V2-t with the environment's preset, except where the budget overrides N and b."""
-    from es_compact.config import EnvConfig, StrategyConfig
-
     strategy = StrategyConfig(directions=budget.directions, top=budget.top)
     run = RunConfig(seed=seed, timesteps=budget.timesteps, eval_every=budget.eval_every,
                     eval_episodes=budget.eval_episodes, backend=backend, workers=workers,
@@ -160,8 +159,6 @@ def collect(spec: RunSpec, run_dir: Path) -> dict:
 def group_curve(run_dirs: Sequence[str | Path], points: int = 100):
     """(timesteps, mean, std, n) of eval_return_mean over runs differing only in seed, each
     interpolated onto a grid up to the shortest run (es_compact.plotting.curves)."""
-    from es_compact.plotting import curves
-
     (grid, mean, std, n), = curves(list(run_dirs), points=points).values()
     return grid, mean, std, n
 

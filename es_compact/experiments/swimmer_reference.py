@@ -29,7 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.experiments.rl import welch_p
+from es_compact.experiments.runner import fmt_return
 from es_compact.results import run_metadata
+from es_compact.run_dir import RunDir
+from es_compact.trainer import Trainer
 
 ENV = "Swimmer-v4"
 ALPHA, NU, ITERATIONS, EVAL_EVERY, EPISODES = 0.02, 0.01, 150, 25, 5
@@ -77,9 +82,6 @@ def reference_ars(seed: int) -> tuple[list[tuple[int, int, float]], float]:
 
 def ours(seed: int) -> tuple[list[tuple[int, int, float]], float]:
     """The same, trained by es_compact's Trainer (kept under ROOT/seedN), and its wall time."""
-    from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
-    from es_compact.run_dir import RunDir
-    from es_compact.trainer import Trainer
 
     cfg = TrainConfig(
         env=EnvConfig(id=ENV, reward_shift=0.0), policy=PolicyConfig(arch="linear"),
@@ -113,8 +115,6 @@ def fisher_p(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
 
 
 def markdown(df: pd.DataFrame, meta: dict) -> str:
-    from es_compact.experiments.rl import welch_p
-    from es_compact.experiments.runner import fmt_return
 
     lines = ["# ARS on Swimmer-v4: es-compact against a plain-NumPy reference", "",
              f"ARS V1, linear policy, α {ALPHA}, N = b = 1, ν {NU} (the ARS paper's Swimmer "
