@@ -114,8 +114,9 @@ class PolicyConfig(_Plain):
     """DCNN: standard deviation σ' of the initial biases."""
     dcnn_init: str = "paper"
     """DCNN: 'paper' draws c_i ~ N(0, 2/n) in every layer (the DCNN paper's Section 5), which
-    keeps the output scale at every depth only with a ReLU after every layer: each linear layer
-    doubles the output variance. 'scaled' draws c_i ~ N(0, g/f), f the layer's fan-in (the
+    keeps the output scale at every depth only with a plain ReLU (slope 0) after every layer: a
+    leaky ReLU of slope a multiplies the output variance by 1 + a² a layer (1.25 at 0.5), and
+    each linear layer doubles it. 'scaled' draws c_i ~ N(0, g/f), f the layer's fan-in (the
     input's dimension for the zero-padded first layer, n after it) and g = 2/(1 + slope²)
     before a leaky ReLU, 1 elsewhere, so every depth and placement starts at one output scale."""
     linear_bias: bool = False

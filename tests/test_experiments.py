@@ -4,6 +4,7 @@ that lets an interrupted `make paper` skip finished runs and resume unfinished o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,15 +14,22 @@ from click.testing import CliRunner
 from es_compact import checkpoint
 from es_compact.config import PolicyConfig
 from es_compact.errors import ConfigError
-from es_compact.experiments import ablation, dcnn, dcnn_init, rl, table1, theorem2
+from es_compact.experiments import ablation, dcnn, dcnn_init, report, rl, table1, theorem2
 from es_compact.experiments.runner import (
     Budget,
+    collect,
     final_eval,
+    finished_specs,
+    fmt_cell,
+    run_path,
     run_specs,
+    seed_count,
     status,
+    summarise,
     train_one,
     with_budget,
 )
+from es_compact.policies import make_policy
 from es_compact_cli.main import cli
 
 TINY = Budget(400, 1, 1)
@@ -44,14 +52,60 @@ def tiny_specs(archs=("linear", "kama"), seeds=1, backend="serial"):
                     backend=backend, workers=1, budgets={"InvertedPendulum-v4": TINY})
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def body(md: str) -> list[str]:
+    """A report's lines without its provenance (the command, commit and date that made it)."""
+    lines = [ln for ln in md.splitlines() if not ln.startswith("`")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def test_table1_matches_the_paper_within_one_and_a_half_points():
     rows = table1.rows()
     compared = [r for r in rows if r["paper_pct"] is not None]
     assert len(compared) == 12  # kama and toeplitz, 3 envs, 2 settings
     for r in compared:
         assert abs(r["diff_points"]) <= 1.5, r
-    md = table1.markdown(rows)
-    assert "| 64 / 200 | kama | 14.3% (paper 15%), 815 params" in md
+    kama = {(r["env"], r["hidden"]): r for r in rows if r["arch"] == "kama"}
+    assert kama[("HalfCheetah-v4", 64)]["params"] == 815
+    # min(d1, d2) scales per matrix (the paper's Section 2) sits 0.7-1.3 points under the
+    # paper; one scale per output row of every matrix is the paper's figure, all six of them.
+    assert all(-1.35 <= r["diff_points"] <= -0.65 for r in kama.values())
+    assert [round(r["per_row_pct"], 1) for r in kama.values()] == [15.1, 15.1, 16.8,
+                                                                   23.8, 23.8, 28.1]
+    assert all(round(r["per_row_pct"]) == r["paper_pct"] for r in kama.values())
+    # HalfCheetah at h = 64: three matrices 17x64, 64x64, 64x6 gain 64 - 17 scales in all.
+    assert kama[("HalfCheetah-v4", 64)]["per_row_params"] == 815 + 64 - 17
+    assert all(r["per_row_pct"] is None for r in rows if r["arch"] != "kama")
+
+
+def test_table1_report_regenerates_the_committed_table(tmp_path):
+    """results/table1.md is the golden file: the code rebuilds it, provenance aside."""
+    md = report.table1_report(tmp_path)
+    assert body((tmp_path / "table1.md").read_text()) == body(
+        (RESULTS / "table1.md").read_text())
+    assert md in (tmp_path / "table1.md").read_text()
+
+
+@pytest.mark.parametrize("ex, stem", [(ablation, "ablation"), (dcnn, "dcnn_policy")])
+def test_committed_full_reports_regenerate_from_the_committed_runs(ex, stem):
+    """Every number of results/ablation_full.* and dcnn_policy_full.* (the Spearman ρ and the
+    Welch tests included) is what the report code computes from results/runs: the committed
+    Markdown is the golden file, the statistics are compared as data."""
+    name = "dcnn" if ex is dcnn else stem
+    root = RESULTS / "runs" / "full" / name
+    rows = [collect(s, run_path(root, s)) for s in finished_specs(ex.specs("full"), root)]
+    assert len(rows) == len(ex.specs("full"))
+    committed = body((RESULTS / f"{stem}_full.md").read_text())
+    assert body(ex.markdown(rows)) == committed[2:]  # after the title and its blank line
+    got = ex.stats(rows)
+    want = pd.read_csv(RESULTS / f"{stem}_full_stats.csv", keep_default_na=False,
+                       na_values=[""])
+    pd.testing.assert_frame_equal(got.fillna({"env": ""}), want.fillna({"env": ""}),
+                                  check_dtype=False)
 
 
 def test_table1_cli_writes_csv_with_provenance(tmp_path):
@@ -81,11 +135,9 @@ def test_dcnn_init_shares_rl_dcnn_runs_and_trains_the_scaled_ones(tmp_path, monk
     assert got.at["paper", "run_dir"] == str(
         tmp_path / "runs" / "quick" / "rl" / "Walker2d-v4" / "dcnn" / "seed0")
     assert got.at["scaled", "run_dir"].endswith("dcnn_init/Walker2d-v4/scaled/seed0")
-    md = (tmp_path / "res" / "dcnn_init_quick.md").read_text()
     paper = dcnn_init.initial_scale("Walker2d-v4", PolicyConfig(arch="dcnn"))
     scaled = dcnn_init.initial_scale("Walker2d-v4", PolicyConfig(arch="dcnn",
                                                                  dcnn_init="scaled"))
-    assert f"| {paper['rms']:.2f} / {scaled['rms']:.2f} |" in md
     # The paper's init starts 2.6x the input's second moment (1.6x its rms); scaled keeps it.
     assert paper["rms"] > 1.4 and abs(scaled["rms"] - 1) < 0.15
     assert paper["clipped"] > 1.5 * scaled["clipped"]
@@ -182,8 +234,11 @@ def test_lost_final_eval_and_missing_checkpoint_are_detected(tmp_path):
 
 def test_reports_from_real_runs(tmp_path):
     rows = run_specs(tiny_specs(archs=("dense", "toeplitz", "kama"), seeds=2), tmp_path / "r")
-    md = rl.markdown(rows)
-    assert md.count("\n") == 3 and "kama − toeplitz" in md
+    t = rl.table(rows)
+    assert list(t["arch"]) == ["dense", "toeplitz", "kama"] and (t["seeds"] == 2).all()
+    finals = [r["final_return_mean"] for r in rows if r["arch"] == "kama"]
+    assert t.set_index("arch").at["kama", "final_mean"] == pytest.approx(np.mean(finals))
+    assert rl.markdown(rows).count("\n") == 3  # a header, its rule and one environment
     rl.plot(rows, tmp_path / "rl.png")
     assert (tmp_path / "rl.png").stat().st_size > 10_000
 
@@ -628,11 +683,91 @@ def test_uneven_seed_counts_are_stated_per_cell_and_the_trend_uses_common_seeds(
     rows = [row(10, 0, 100.0), row(100, 0, 300.0), row(100, 1, 5000.0)]
     slope, common = ablation.trend(rows)["Hopper-v4"]
     assert common == [0] and slope == pytest.approx(200.0)  # (300 - 100) per tenfold K
-    md = ablation.markdown(rows)
-    assert "| Hopper (100 steps) | 100 (10 p, 1 seed) | 2650 ± 2350 (100 p, 2 seeds) |" in md
-    assert "+200 return per tenfold K (least-squares slope of the mean over seeds 0," in md
-    even = ablation.markdown(rows[:2])
-    assert "| Hopper (100 steps, 1 seed) | 100 (10 p) | 300 (100 p) |" in even
+    s = summarise(rows, ["env", "rotations"]).set_index("rotations")
+    assert list(s["seeds"]) == [1, 2] and s.at[100, "final_mean"] == 2650.0
+    assert seed_count(s) is None and seed_count(s.loc[[10]]) == "1 seed"
+    assert fmt_cell(s.loc[100], own_seeds=True) == "2650 ± 2350 (100 p, 2 seeds)"
+    assert fmt_cell(s.loc[10], own_seeds=False) == "100 (10 p)"
+    # The statistics use the common seeds too: one run a side leaves Welch's test undefined.
+    st = ablation.stats(rows)
+    welch = st[st["test"] == "welch"].iloc[0]
+    assert (welch["n_a"], welch["n_b"], welch["difference"]) == (1, 1, 200.0)
+    assert np.isnan(welch["p"])
+    assert st[st["test"] == "spearman"]["n_a"].tolist() == [2]
+    ablation.markdown(rows)  # renders with the uneven counts
+
+
+def test_ablation_statistics_by_hand():
+    """Spearman's ρ of the final return against K over every run of the common seeds, and
+    Welch's test of each K against the next smaller, as scipy computes them."""
+    from scipy.stats import spearmanr, ttest_ind
+
+    finals = {10: [100.0, 250.0, 90.0], 50: [400.0, 300.0, 800.0], 200: [900.0, 1200.0, 700.0]}
+    rows = [{"env": "Hopper-v4", "rotations": k, "seed": i, "final_return_mean": f,
+             "params": k, "timesteps": 100} for k, fs in finals.items() for i, f in enumerate(fs)]
+    rows.append({**rows[-1], "seed": 3, "final_return_mean": -1e6})  # K = 200 only: left out
+    st = ablation.stats(rows)
+    assert list(st["a"]) == ["K = 50", "K = 200", "final return"]
+    assert list(st["b"]) == ["K = 10", "K = 50", "K"]
+    rho = spearmanr([10] * 3 + [50] * 3 + [200] * 3, sum(finals.values(), []))
+    got = st.set_index("test").loc["spearman"]
+    assert got["statistic"] == pytest.approx(rho.statistic) and got["p"] == pytest.approx(
+        rho.pvalue) and got["n_a"] == 9
+    w = st.iloc[0]
+    assert w["p"] == pytest.approx(ttest_ind(finals[50], finals[10], equal_var=False).pvalue)
+    assert w["p"] == pytest.approx(rl.welch_p(finals[50], finals[10]))
+    assert w["difference"] == pytest.approx(np.mean(finals[50]) - np.mean(finals[10]))
+    assert w["std_a"] == pytest.approx(np.std(finals[50]))  # over runs, as the tables' cells
+
+
+def test_dcnn_statistics_pool_the_runs_they_name():
+    """Each pooled group holds exactly the runs its name says: the depth-2 linear network is
+    in the depth rows but never in a placement or slope row."""
+    rows = []
+    for depth, every, slope in dcnn.GRID["full"]:
+        for seed in range(2):
+            rows.append({"depth": depth, "every": every, "slope": slope, "seed": seed,
+                         "nonlinearities": dcnn.nonlinearities(depth, every), "params": 1,
+                         "timesteps": 1, "env": dcnn.ENV,
+                         "final_return_mean": 100.0 * depth + 10 * every + slope + seed})
+    st = dcnn.stats(rows).set_index(["comparison", "a", "b"])
+    place = st.loc[("placement", "after every layer", "every 2 or 3 layers")]
+    assert (place["n_a"], place["n_b"]) == (3 * 3 * 2, 2 * 2 * 3 * 2)  # depth 2 has no every 2/3
+    depth = st.loc[("depth", "L = 4", "L = 2")]
+    assert (depth["n_a"], depth["n_b"]) == (18, 8)  # depth 2: 3 slopes + the linear network
+    lin = st.loc[("a non-linearity at all, L = 2", "a leaky ReLU", "linear")]
+    assert (lin["n_a"], lin["n_b"], lin["mean_b"]) == (6, 2, 220.5)
+    slope = st.loc[("slope (with a leaky ReLU)", "slope 0.5", "slope 0")]
+    assert slope["n_a"] == slope["n_b"] == 7 * 2 and slope["difference"] == pytest.approx(0.5)
+    rho = st[st["test"] == "spearman"].iloc[0]
+    assert rho["n_a"] == len(dcnn.GRID["full"]) == 22 and -1 <= rho["statistic"] <= 1
+
+
+def test_paper_init_keeps_the_scale_only_with_a_plain_relu():
+    """c ~ N(0, 2/n): a circulant layer doubles the second moment and a leaky ReLU of slope a
+    keeps (1 + a²)/2 of it (the input is symmetric), so a layer with a plain ReLU keeps the
+    scale and one with slope 0.5 grows it 1.25x; a linear layer doubles it."""
+    n = 256
+    x = np.random.default_rng(0).standard_normal((16, n))
+
+    def second_moment(every, slope, seeds=300):
+        cfg = PolicyConfig(arch="dcnn", hidden=n, depth=2, nonlin_every=every, slope=slope,
+                           bias_std=0.0)
+        out = []
+        for seed in range(seeds):  # the paper's c and d do not depend on the slope
+            policy = make_policy(cfg, n, n, seed=seed)
+            out.append(np.mean(policy.forward(policy.init(np.random.default_rng(seed)), x)
+                               ** 2))
+        return float(np.mean(out))
+
+    relu, leaky, linear = second_moment(1, 0.0), second_moment(1, 0.5), second_moment(2, 0.0)
+    # Two layers, the last linear (x 2): 2 with a plain ReLU after the first, 2.5 with slope
+    # 0.5, 4 with none.
+    assert relu == pytest.approx(2.0, rel=0.05)
+    # The network-to-network spread of the ReLU's mean (which the second layer mixes) leaves
+    # about 2% of noise on the ratio of 300 networks.
+    assert leaky / relu == pytest.approx(1.25, rel=0.06)
+    assert linear == pytest.approx(4.0, rel=0.05)
 
 
 def test_estimate_counts_only_the_steps_a_run_has_left(tmp_path):
@@ -679,34 +814,32 @@ def test_swimmer_reference_check_runs_both_sides_and_reports_them(tmp_path, monk
 
 
 def test_dcnn_policy_table_and_plot_from_real_runs(tmp_path):
-    """The depth / placement table: one row per (depth, every), one column per slope, blank
-    where a cell was not in the grid; seed counts per cell once they differ. A linear network
-    (no leaky ReLU) is named so, and said to be trained once."""
+    """The depth / placement table's data: one cell per network trained, its seed count and
+    size; a linear network (no leaky ReLU) is named so; each cell's start, where a ReLU after
+    every layer keeps the scale and linear layers inflate it."""
     grid = [(2, 1, 0.5), (2, 2, 0.0), (4, 1, 0.0), (4, 1, 0.5)]
     budget = Budget(400, 1, 1, directions=1, top=1)  # one iteration: 3 HalfCheetah episodes
     specs = dcnn.specs("quick", grid=grid, seeds=1, backend="serial", workers=1, budget=budget)
     rows = run_specs(specs, tmp_path)
-    md = dcnn.markdown(rows)
-    lines = md.splitlines()
-    assert lines[0] == ("| depth L | leaky ReLU after every | slope 0 | slope 0.5 | params |")
-    assert lines[2].startswith("| 2 | 1 (1 in all) |  | ")
-    assert lines[3].startswith("| 2 | none (linear) | ") and lines[3].endswith(" |  | 326 |")
-    assert lines[4].startswith("| 4 | 1 (3 in all) | ")
-    assert lines[2].endswith(f"| {rows[0]['params']} |")
-    assert "it is trained once, under the first slope" in md
-    assert "1 seed per cell" in md and "(1 seed)" not in md
-    # The starting scale per cell: a ReLU after every layer keeps it; linear layers inflate it.
-    start = lines[lines.index("| depth L | leaky ReLU after every | slope 0 | slope 0.5 |") + 2:]
+    f = dcnn.frame(rows)
+    assert list(zip(f["depth"], f["every"], f["slope"], strict=True)) == grid
+    assert list(f["seeds"]) == [1] * 4 and list(f["params"]) == [326, 326, 710, 710]
+    assert seed_count(f) == "1 seed"
+    assert dcnn._placement(2, 2) == "none (linear)" and dcnn._placement(4, 1) == "1 (3 in all)"
     cell = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4, nonlin_every=1,
                                                      slope=0.0))
-    assert start[1].startswith("| 2 | none (linear) | ") and start[1].endswith(" |  |")
-    assert start[2].startswith(f"| 4 | 1 (3 in all) | {cell['rms']:.2f} "
-                               f"({cell['clipped']:.0%}) |")
+    assert dcnn.start(4, 1, 0.0) == cell
     every3 = dcnn.initial_scale(dcnn.ENV, PolicyConfig(arch="dcnn", depth=4))
     assert every3["rms"] > 1.5 * cell["rms"]
+    st = dcnn.stats(rows).set_index("comparison")
+    lin = st.loc["a non-linearity at all, L = 2"]
+    assert lin["n_a"] == lin["n_b"] == 1 and np.isnan(lin["p"])  # one run a side: no test
+    assert st.at["depth", "n_a"] == st.at["depth", "n_b"] == 2 and 0 <= st.at["depth", "p"] <= 1
+    md = dcnn.markdown(rows)
+    assert md.count("| 2 | none (linear) |") == 2  # the return table and the start table
     dcnn.plot(rows, tmp_path / "dcnn.png")
     assert (tmp_path / "dcnn.png").stat().st_size > 10_000
     more = dcnn.specs("quick", grid=grid[:1], seeds=2, backend="serial", workers=1,
                       budget=budget)
-    md = dcnn.markdown(rows + run_specs(more[1:], tmp_path))
-    assert "seeds as marked in each cell" in md and "(2 seeds)" in md and "(1 seed)" in md
+    f = dcnn.frame(rows + run_specs(more[1:], tmp_path))
+    assert list(f["seeds"]) == [2, 1, 1, 1] and seed_count(f) is None

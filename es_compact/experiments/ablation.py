@@ -13,6 +13,7 @@ import pandas as pd
 
 from es_compact.config import PolicyConfig
 from es_compact.experiments import rl
+from es_compact.experiments.report import spearman, stats_frame, stats_markdown, welch
 from es_compact.experiments.runner import (
     Budget,
     RunSpec,
@@ -67,6 +68,12 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"{env_id}: {slope:+.0f} return per tenfold K (least-squares slope of the "
                      f"mean over seeds {', '.join(map(str, common))}, which every K has "
                      "finished).")
+    st = stats(rows)
+    if len(st):
+        lines += ["", "Over the same seeds: Spearman's ρ of the final return against K (every "
+                  "run of those seeds), and Welch's test of each K against the next smaller "
+                  "one (stds over runs; ablation_*_stats.csv holds t and p):", "",
+                  stats_markdown(st).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -109,3 +116,24 @@ def trend(rows: list[dict]) -> dict[str, tuple[float, list[int]]]:
         if len(means) > 1:
             out[env_id] = float(np.polyfit(np.log10(means.index), means.values, 1)[0]), common
     return out
+
+
+def stats(rows: list[dict]) -> pd.DataFrame:
+    """Per environment, over the seeds every K has finished (as trend()): Spearman's ρ of the
+    final return against K over those runs, and Welch's test of each K against the next
+    smaller K."""
+    df = pd.DataFrame(rows)
+    out = []
+    for env_id, g in df.groupby("env", sort=False):
+        common = sorted(set.intersection(*(set(x) for _, x in g.groupby("rotations")["seed"])))
+        g = g[g["seed"].isin(common)]
+        ks = sorted(set(g["rotations"]))
+        if len(ks) < 2:
+            continue
+        final = {k: list(g[g["rotations"] == k]["final_return_mean"]) for k in ks}
+        for small, big in zip(ks[:-1], ks[1:], strict=True):
+            out.append(welch(env_id, "against the next smaller K", f"K = {big}",
+                             final[big], f"K = {small}", final[small]))
+        out.append(spearman(env_id, "final return against K", "final return",
+                            list(g["final_return_mean"]), "K", list(g["rotations"])))
+    return stats_frame(out)

@@ -7,6 +7,7 @@ es_compact.experiments.theorem2.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 
 from es_compact.config import PolicyConfig
 from es_compact.envs import env_spaces
+from es_compact.experiments.report import spearman, stats_frame, stats_markdown, welch
 from es_compact.experiments.runner import (
     Budget,
     RunSpec,
@@ -104,8 +106,9 @@ def markdown(rows: list[dict]) -> str:
     lines += ["", "Where each cell starts: the root mean square of the initial "
               "policy's raw actions and the fraction clipped at the bounds, on standard normal "
               "observations over 20 initialisations (the DCNN paper's c ~ N(0, 2/n) keeps the "
-              "scale only with a ReLU after every layer; each linear layer doubles the output "
-              "variance):", "",
+              "scale only with a plain ReLU, slope 0, after every layer; a leaky one of slope a "
+              "multiplies the output variance by 1 + a² a layer, and each linear layer doubles "
+              "it):", "",
               "| depth L | leaky ReLU after every | " + " | ".join(f"slope {a:g}" for a in slopes)
               + " |", "|---|---|" + "---|" * len(slopes)]
     for (depth, every), g in groups:
@@ -114,11 +117,58 @@ def markdown(rows: list[dict]) -> str:
             if a not in set(g["slope"]):
                 cells.append("")
                 continue
-            sc = initial_scale(ENV, PolicyConfig(arch="dcnn", depth=int(depth),
-                                                 nonlin_every=int(every), slope=float(a)))
+            sc = start(depth, every, a)
             cells.append(f"{sc['rms']:.2f} ({sc['clipped']:.0%})")
         lines.append(f"| {depth} | {_placement(depth, every)} | " + " | ".join(cells) + " |")
+    st = stats(rows)
+    if len(st):
+        lines += ["", "Pooled comparisons (runs pooled as named; stds over runs; "
+                  "dcnn_policy_*_stats.csv holds t and p), and how a network's mean final "
+                  "return ranks against its start:", "", stats_markdown(st).rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def start(depth: int, every: int, slope: float) -> dict:
+    """initial_scale of the grid's cell (depth, every, slope) on ENV."""
+    return initial_scale(ENV, PolicyConfig(arch="dcnn", depth=int(depth),
+                                           nonlin_every=int(every), slope=float(slope)))
+
+
+def stats(rows: list[dict]) -> pd.DataFrame:
+    """Welch's tests of the final return between pooled groups of runs (placement, depth,
+    slope, a non-linearity at all), and Spearman's ρ over the networks of the mean final
+    return against the fraction of actions clipped at initialisation. A comparison one of
+    whose groups has no run is left out."""
+    df = pd.DataFrame(rows)
+    leaky = df["nonlinearities"] > 0
+    d, k, a = df["depth"], df["every"], df["slope"]
+    groups = [
+        ("placement", "after every layer", leaky & (k == 1),
+         "every 2 or 3 layers", leaky & k.isin([2, 3])),
+        *[(f"placement, L = {n}", "after every layer", leaky & (d == n) & (k == 1),
+           "every 2 or 3 layers", leaky & (d == n) & k.isin([2, 3])) for n in (4, 8)],
+        *[(f"placement at slope 0.5, L = {n}", "after every layer",
+           (d == n) & (k == 1) & (a == 0.5), "every 2 or 3 layers",
+           (d == n) & k.isin([2, 3]) & (a == 0.5)) for n in (4, 8)],
+        ("the rl experiment's placement (L = 4, slope 0.5)", "after every layer",
+         (d == 4) & (k == 1) & (a == 0.5), "after layer 3 only", (d == 4) & (k == 3)
+         & (a == 0.5)),
+        *[("depth", f"L = {x}", d == x, f"L = {y}", d == y)
+          for x, y in ((4, 2), (8, 2), (8, 4))],
+        *[("slope (with a leaky ReLU)", f"slope {x:g}", leaky & (a == x), f"slope {y:g}",
+           leaky & (a == y)) for x, y in ((0.25, 0.0), (0.5, 0.0), (0.5, 0.25))],
+        ("a non-linearity at all, L = 2", "a leaky ReLU", leaky & (d == 2), "linear",
+         ~leaky & (d == 2)),
+    ]
+    out = [welch("", name, na, df[ga]["final_return_mean"], nb, df[gb]["final_return_mean"])
+           for name, na, ga, nb, gb in groups if ga.any() and gb.any()]
+    cells = frame(rows)
+    if len(cells) > 2:
+        clipped = [start(r.depth, r.every, r.slope)["clipped"] for r in cells.itertuples()]
+        out.append(spearman("", "networks", "mean final return", list(cells["final_mean"]),
+                            "actions clipped at init", clipped))
+    return stats_frame(out)
 
 
 def _placement(depth: int, every: int) -> str:

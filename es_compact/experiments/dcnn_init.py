@@ -1,15 +1,16 @@
 """Does the DCNN paper's initialisation hold DCNN policies back? (Araujo et al., ECAI 2020,
 Section 5: c_i ~ N(0, 2/n), d_i = ±1.)
 
-That initialisation keeps the output scale at any depth only with a ReLU after every layer
-(the paper's Proposition 4). With the placement the paper recommends and the rl experiment
-uses (L = 4, a leaky ReLU with slope 0.5 after layer 3), the two linear layers double the
-output variance each: the initial policy's actions are 2.6 times the input's second moment and
-about half of them are clipped at the bounds, where dense's are not
-(es_compact.experiments.dcnn.initial_scale). The comparison trains the rl experiment's dcnn
-with PolicyConfig.dcnn_init = 'scaled' (variance kept layer by layer) on the tasks where dcnn
-did worst, at the rl budgets and seeds; the 'paper' cells are the rl experiment's own dcnn
-runs, shared rather than trained twice.
+That initialisation keeps the output scale at any depth only with a plain ReLU (slope 0)
+after every layer (the paper's Proposition 4); a leaky ReLU of slope a multiplies the output
+variance by 1 + a² a layer, 1.25 at the slope 0.5 the paper recommends. With the placement
+the paper recommends and the rl experiment uses (L = 4, a leaky ReLU with slope 0.5 after
+layer 3), the two linear layers double the output variance each: the initial policy's actions
+are 2.6 times the input's second moment and about half of them are clipped at the bounds,
+where dense's are not (es_compact.experiments.dcnn.initial_scale). The comparison trains the
+rl experiment's dcnn with PolicyConfig.dcnn_init = 'scaled' (variance kept layer by layer) on
+the tasks where dcnn did worst, at the rl budgets and seeds; the 'paper' cells are the rl
+experiment's own dcnn runs, shared rather than trained twice.
 """
 
 from __future__ import annotations
