@@ -31,7 +31,10 @@ CASES.update({"kama-tanh": (ENV, "kama", "tanh"), "dense-discrete": ("CartPole-v
 def config(env=ENV, arch="kama", squash="clip", seed=0, iterations=3):
     return TrainConfig(
         env=EnvConfig(id=env, max_episode_steps=60),
-        policy=PolicyConfig(arch=arch, hidden=8, rotations=(12,), squash=squash),
+        # Only the settings this architecture reads: one it ignores is refused.
+        policy=PolicyConfig(arch=arch, squash=squash,
+                            **({} if arch == "linear" else {"hidden": 8}),
+                            **({"rotations": (12,)} if arch == "kama" else {})),
         strategy=StrategyConfig(directions=2, top=1),
         run=RunConfig(seed=seed, iterations=iterations, eval_every=1, eval_episodes=2,
                       noise_table_size=100_000))
