@@ -11,7 +11,7 @@ import time
 
 import click
 
-from es_compact.config import BACKENDS
+from es_compact.config import BACKENDS, RunConfig
 from es_compact_cli.options import COUNT, refuse_ignored
 
 _PROGRESS_OPTION = click.option(
@@ -45,7 +45,8 @@ def _run_options(fn):
                           "results/runs, whose finished runs are committed)"),
         click.option("--report", is_flag=True,
                      help="train nothing: tables and plots from the runs finished so far"),
-        click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True),
+        click.option("--backend", type=click.Choice(BACKENDS), default=RunConfig.backend,
+                     show_default=True),
         click.option("--workers", type=int, help="rollout workers per run [one per core]"),
         click.option("--seeds", type=COUNT,
                      help="seeds per cell to train [quick/full default]; the tables hold "
@@ -181,7 +182,8 @@ def dcnn_init(full, out, runs_root, report, backend, workers, seeds, progress_ev
 @click.option("--runs", "runs_root", default="runs/paper", show_default=True,
               help="training runs go to RUNS/presets/ENV/CANDIDATE/ARCH/seedS")
 @click.option("--report", is_flag=True, help="train nothing: tabulate the finished runs")
-@click.option("--backend", type=click.Choice(BACKENDS), default="mp", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default=RunConfig.backend,
+              show_default=True)
 @click.option("--workers", type=int, help="rollout workers per run [one per core]")
 @_PROGRESS_OPTION
 def presets(env_id, archs, seeds, out, runs_root, report, backend, workers, progress_every):

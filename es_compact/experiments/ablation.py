@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact.config import PolicyConfig
+from es_compact.config import PolicyConfig, RunConfig
 from es_compact.experiments import rl
 from es_compact.experiments.report import spearman, stats_frame, stats_markdown, welch
 from es_compact.experiments.runner import (
@@ -37,7 +37,7 @@ BUDGETS = {
 
 
 def specs(form: str = "quick", envs=ENVS, rotations=ROTATIONS, seeds: int | None = None,
-          backend: str = "mp", workers: int | None = None,
+          backend: str = RunConfig.backend, workers: int | None = None,
           budgets: dict[str, Budget] | None = None) -> list[RunSpec]:
     budgets = budgets or BUDGETS[form]
     out = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact.config import PolicyConfig
+from es_compact.config import PolicyConfig, RunConfig
 from es_compact.envs import env_spaces
 from es_compact.experiments.report import spearman, stats_frame, stats_markdown, welch
 from es_compact.experiments.runner import (
@@ -64,8 +64,9 @@ NOISE_TABLE = {"quick": 2_000_000, "full": 25_000_000}
 BUDGETS = {"quick": Budget(32_000, 1, 2, directions=8, top=4), "full": Budget(3_000_000, 5)}
 
 
-def specs(form: str = "quick", grid=None, seeds: int | None = None, backend: str = "mp",
-          workers: int | None = None, budget: Budget | None = None) -> list[RunSpec]:
+def specs(form: str = "quick", grid=None, seeds: int | None = None,
+          backend: str = RunConfig.backend, workers: int | None = None,
+          budget: Budget | None = None) -> list[RunSpec]:
     budget = budget or BUDGETS[form]
     out = []
     for seed in range(SEEDS[form] if seeds is None else seeds):  # outside, as in rl.specs

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from es_compact.config import DCNN_INITS, PolicyConfig
+from es_compact.config import DCNN_INITS, PolicyConfig, RunConfig
 from es_compact.experiments import rl
 from es_compact.experiments.dcnn import initial_scale
 from es_compact.experiments.runner import (
@@ -38,7 +38,7 @@ SEEDS = rl.SEEDS
 
 
 def specs(form: str = "quick", envs=ENVS, inits=DCNN_INITS, seeds: int | None = None,
-          backend: str = "mp", workers: int | None = None) -> list[RunSpec]:
+          backend: str = RunConfig.backend, workers: int | None = None) -> list[RunSpec]:
     out = []
     for env_id in envs:  # seeds outside the initialisations, as in rl.specs
         for seed in range(SEEDS[form] if seeds is None else seeds):

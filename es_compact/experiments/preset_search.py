@@ -37,7 +37,7 @@ LATE = 0.8
 """The 'holds' score averages the evaluations after this fraction of the budget."""
 
 
-def specs(env_id: str, archs=("dense",), seeds: int = 3, backend: str = "mp",
+def specs(env_id: str, archs=("dense",), seeds: int = 3, backend: str = RunConfig.backend,
           workers: int | None = None) -> list[RunSpec]:
     timesteps, every = BUDGETS[env_id]
     out = []

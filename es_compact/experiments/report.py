@@ -19,6 +19,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
+from es_compact.config import RunConfig
 from es_compact.errors import ConfigError
 from es_compact.experiments.runner import (
     RunSpec,
@@ -104,7 +105,7 @@ def write_report(out: Path, stem: str, rows: list[dict], md: str, title: str,
 
 
 def grid_report(ex: ModuleType, name: str, stem: str, title: str, form: str, out: str | Path,
-                runs_root: str | Path, report: bool = False, backend: str = "mp",
+                runs_root: str | Path, report: bool = False, backend: str = RunConfig.backend,
                 workers: int | None = None, seeds: int | None = None,
                 envs: Sequence[str] | None = None, log: Log = _quiet,
                 on_iteration=None) -> tuple[str, list[str]]:
@@ -178,7 +179,7 @@ def theorem2_report(form: str, out: str | Path, runs_root: str | Path, report: b
 
 
 def presets_report(env_id: str, archs: Sequence[str], seeds: int, out: str | Path,
-                   runs_root: str | Path, report: bool = False, backend: str = "mp",
+                   runs_root: str | Path, report: bool = False, backend: str = RunConfig.backend,
                    workers: int | None = None, log: Log = _quiet,
                    on_iteration=None) -> tuple[str, list[str]]:
     """Train (or only collect) a preset search's candidates and write

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from es_compact.config import PolicyConfig, TrainConfig
+from es_compact.config import PolicyConfig, RunConfig, TrainConfig
 from es_compact.experiments.runner import (
     Budget,
     RunSpec,
@@ -58,7 +58,7 @@ BUDGETS = {
 
 
 def specs(form: str = "quick", envs=ENVS, archs=ARCHS, seeds: int | None = None,
-          backend: str = "mp", workers: int | None = None,
+          backend: str = RunConfig.backend, workers: int | None = None,
           budgets: dict[str, Budget] | None = None) -> list[RunSpec]:
     budgets = budgets or BUDGETS[form]
     out = []
