@@ -19,8 +19,9 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from es_compact.config import RunConfig
+from es_compact.config import PolicyConfig, RunConfig
 from es_compact.errors import ConfigError
+from es_compact.experiments import preset_search, table1, theorem2
 from es_compact.experiments.runner import (
     RunSpec,
     collect,
@@ -30,6 +31,7 @@ from es_compact.experiments.runner import (
     run_specs,
     write_csv,
 )
+from es_compact.policies import ARCHITECTURES
 from es_compact.results import run_metadata
 
 Log = Callable[[str], None]
@@ -133,14 +135,12 @@ def grid_report(ex: ModuleType, name: str, stem: str, title: str, form: str, out
 
 def table1_report(out: str | Path) -> str:
     """OUT/table1.{csv,md}: KAMA-NN Table 1 beside the paper's values; returns the table."""
-    from es_compact.experiments import table1 as t1
-
     t0 = time.perf_counter()
-    rows = t1.rows()
+    rows = table1.rows()
     meta = run_metadata(time.perf_counter() - t0)
     out = Path(out)
     write_csv(out / "table1.csv", [{**r, **meta} for r in rows])
-    md = t1.markdown(rows)
+    md = table1.markdown(rows)
     (out / "table1.md").write_text(
         "# Table 1: trainable parameters, percent of dense (KAMA-NN paper's values in "
         f"brackets)\n\n{md}\n`{meta['command']}` at {meta['commit']}, {meta['date']}\n")
@@ -152,8 +152,6 @@ def theorem2_report(form: str, out: str | Path, runs_root: str | Path, report: b
     """Fit (or, with `report`, only read back) the Theorem 2 sweep of `form`, every fit saved
     under RUNS/FORM/dcnn_theorem2 as it finishes (so an interrupted sweep resumes), and write
     OUT/dcnn_theorem2_FORM.{csv,md,png}. Returns the rows."""
-    from es_compact.experiments import theorem2
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -185,14 +183,9 @@ def presets_report(env_id: str, archs: Sequence[str], seeds: int, out: str | Pat
     """Train (or only collect) a preset search's candidates and write
     OUT/presets_STEM.{csv,md,png}; the table keeps the finished runs of architectures not
     given this time. Returns (the Markdown, the files written)."""
-    from es_compact.experiments import preset_search as ex
-
-    if env_id not in ex.CANDIDATES:
+    if env_id not in preset_search.CANDIDATES:
         raise ConfigError(f"no preset candidates for {env_id}; choose from "
-                          f"{', '.join(ex.CANDIDATES)}")
-    from es_compact.config import PolicyConfig
-    from es_compact.policies import ARCHITECTURES
-
+                          f"{', '.join(preset_search.CANDIDATES)}")
     # An arch given twice would name the same runs twice (run_specs refuses that; a report
     # would collect them twice): keep each once, in the order given.
     archs = tuple(dict.fromkeys(archs))
@@ -200,16 +193,16 @@ def presets_report(env_id: str, archs: Sequence[str], seeds: int, out: str | Pat
         PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = ex.specs(env_id, archs, seeds, backend, workers)
-    grid = ex.specs(env_id, archs + tuple(a for a in ARCHITECTURES if a not in archs), seeds,
-                    backend, workers)
+    specs = preset_search.specs(env_id, archs, seeds, backend, workers)
+    others = tuple(a for a in ARCHITECTURES if a not in archs)
+    grid = preset_search.specs(env_id, archs + others, seeds, backend, workers)
     root = Path(runs_root) / "presets"
     rows, todo = train_and_collect(specs, root, report, grid, log=log,
                                    on_iteration=on_iteration)
-    rows = ex.with_late(rows)
-    stem = f"presets_{ex.stem(env_id)}"
-    ex.plot(rows, out / f"{stem}.png")
-    md = write_report(out, stem, rows, ex.markdown(rows),
+    rows = preset_search.with_late(rows)
+    stem = f"presets_{preset_search.stem(env_id)}"
+    preset_search.plot(rows, out / f"{stem}.png")
+    md = write_report(out, stem, rows, preset_search.markdown(rows),
                       f"Preset search, {env_id}: ranked by the mean return over the budget's "
                       "last fifth", todo=todo, root=root)
     return md, [f"{stem}.{x}" for x in ("csv", "md", "png")]
