@@ -83,10 +83,13 @@ class Trainer:
 
     def check(self) -> None:
         """Everything that can be checked before anything is written: the run directory suits
-        the mode, and the environment and the policy can be built. run() calls it first, so a
+        the mode (a resumed run's settings match), and the environment and the policy can be
+        built. run() calls it first, so a
         mistyped environment or a directory of someone else's files leaves no trace; call it
         yourself to learn of those before announcing a run."""
         self.dir.check_mode(self.mode)
+        if self.mode == "resume":
+            self.dir.check_resumable(self.config)  # again under the lock, in run()
         if self.policy is None:
             obs_space, act_space = env_spaces(self.config.env.id)
             self.policy = make_policy(self.config.policy, obs_space, act_space,
