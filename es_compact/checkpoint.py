@@ -85,15 +85,18 @@ def exists(directory: str | Path, name: str) -> bool:
 
 def load(directory: str | Path, name: str) -> tuple[dict[str, np.ndarray], dict]:
     directory = Path(directory)
-    meta_path, npz = directory / f"{name}.json", npz_path(directory, name)
-    if not meta_path.exists() or not npz.exists():
+    meta_path = directory / f"{name}.json"
+    if not meta_path.exists():
         raise CheckpointError(f"no checkpoint '{name}' in {directory}")
-    try:
+    try:  # before looking for the arrays: an unreadable json is corrupt, not missing
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint {meta_path} is corrupted: {exc}") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} is not an es-compact checkpoint")
+    npz = npz_path(directory, name)
+    if not npz.exists():
+        raise CheckpointError(f"checkpoint {meta_path} names {npz.name}, which is missing")
     if _sha256(npz) != meta.get("npz_sha256"):
         raise CheckpointError(f"checkpoint {npz} is truncated or corrupted (checksum mismatch)")
     try:

@@ -203,8 +203,10 @@ class RunDir:
             raise ConfigError(f"{self.path} holds a run of another configuration "
                               f"({self._describe(diff)}); move it away or delete it to train "
                               "this one")
-        if self.latest_meta() is None:
+        if not self.has_checkpoint():
             return "restart"
+        # A latest.json that cannot be read is 'resume': the trainer's restore then names what
+        # is wrong with it, and nothing of the run is deleted, as a restart would.
         return "done" if self.finished(config) else "resume"
 
     def _describe(self, diff) -> str:

@@ -126,3 +126,16 @@ def test_the_trainer_refuses_a_setting_that_changes_nothing_and_writes_nothing(t
                                           "it would be ignored$"):
         Trainer(cfg, tmp_path / "run").run()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupt_latest_checkpoint_is_never_restarted_over(tmp_path):
+    """An experiment re-run meeting an unreadable latest.json must not call it 'restart'
+    (which overwrites the run): it resumes, and the restore names the damage."""
+    run = RunDir(tmp_path / "run")
+    Trainer(config(2), run.path).run()
+    (run.checkpoints / "latest.json").write_text("{not json")
+    before = run.progress_path.read_bytes()
+    assert run.status(config(4)) == "resume"
+    with pytest.raises(Exception, match="corrupted"):
+        Trainer(config(4), run.path, mode="resume").run()
+    assert run.progress_path.read_bytes() == before and run.has_config()
