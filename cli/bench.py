@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-import pandas as pd
 
 from es_compact.results import append_rows, check_csv, run_metadata
 from es_compact.settings import field_default
@@ -34,6 +33,8 @@ def forward(quick, out):
     cols = [c for c in ("case", "arch", "d", "params", "us_per_call", "us_raw",
                         "dense_numpy_us", "speedup_vs_dense", "fraction_of_env_step", "seconds")
             if c in new]
+    import pandas as pd  # here, so that `es-compact --help` does not pay for it
+
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(new[cols].to_string(index=False, na_rep=""))
     click.echo(f"appended {len(new)} rows to {out}")

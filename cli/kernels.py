@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from es_compact.datasets import DATASETS
 from es_compact.errors import ConfigError
@@ -53,7 +52,9 @@ def _outputs(out: str, csv: str, *pngs: str) -> Path:
     return out
 
 
-def _echo_table(df: pd.DataFrame, cols: list[str]) -> None:
+def _echo_table(df, cols: list[str]) -> None:
+    import pandas as pd  # here, so that `es-compact --help` does not pay for it
+
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.float_format", "{:.4g}".format):
         click.echo(df[cols].to_string(index=False))
@@ -73,6 +74,8 @@ def kernels() -> None:
               help="random pairs of points per dataset")
 def mse(datasets, estimators, reps, seed, out, blocks, pairs):
     """Figure 1: pointwise MSE against the number of blocks (default r = 100)."""
+    import pandas as pd
+
     from es_compact.experiments import kernels as ex
 
     names = _names(datasets, DATASETS, "dataset")

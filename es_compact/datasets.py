@@ -17,7 +17,6 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from es_compact.errors import ConfigError
 
@@ -44,6 +43,8 @@ def check_name(name: str) -> str:
 def g50(seed: int = G50_SEED) -> np.ndarray:
     """g50c without labels: 275 points from N(-μ, I) then 275 from N(+μ, I) in R^50, with
     μ = (Φ⁻¹(0.95) / √50) · (1, ..., 1), so ‖2μ‖ = 2 Φ⁻¹(0.95)."""
+    from scipy.stats import norm  # here: scipy.stats costs ~1 s, and the CLI imports this module
+
     rng = np.random.default_rng(seed)
     half = G50_POINTS // 2
     mu = norm.ppf(0.95) / np.sqrt(G50_DIM) * np.ones(G50_DIM)
