@@ -18,8 +18,7 @@ from click.core import ParameterSource
 from es_compact.config import DCNN_INITS, SECTION_TYPES, SQUASH_MODES, PolicyConfig, TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.policies import ARCHITECTURES, check_applicable
-from es_compact.policies import policy_applies as _policy_applies
-from es_compact.settings import field_default, field_help, render_when
+from es_compact.settings import field_default, field_help
 
 SEED = click.IntRange(min=0)
 """A seed: numpy's SeedSequence takes non-negative integers only."""
@@ -151,11 +150,3 @@ def refuse_ignored_settings(ctx: click.Context, config: TrainConfig, discrete: b
     """The library's check (es_compact.policies.check_applicable) of the flags given, named
     as flags: "--rotations applies only to --arch kama; here it would be ignored"."""
     check_applicable(config, discrete, given=given_fields(ctx), name=flag_namer(ctx))
-
-
-def policy_applies(cfg: PolicyConfig, discrete: bool) -> dict[str, tuple[bool, str]]:
-    """Which policy options shape this policy, for refuse_ignored: the library's table
-    (es_compact.policies.policy_applies) with settings named as this command's flags."""
-    name = flag_namer(click.get_current_context())
-    return {a.field: (a.used, render_when(a.when, name))
-            for a in _policy_applies(cfg, discrete)}

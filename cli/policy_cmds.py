@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.policies import make_policy
-from es_compact_cli.options import policy_applies, policy_config, policy_options, refuse_ignored
+from es_compact_cli.options import policy_config, policy_options, refuse_ignored_settings
 
 
 @click.command()
@@ -23,7 +24,7 @@ def params(ctx, env_id, show_layers, **kw):
     cfg = policy_config(kw)
     obs_space, act_space = env_spaces(env_id)
     policy = make_policy(cfg, obs_space, act_space, seed=0)
-    refuse_ignored(ctx, policy_applies(cfg, policy.action.discrete))
+    refuse_ignored_settings(ctx, TrainConfig(policy=cfg), policy.action.discrete)
     dense = make_policy(cfg.replace(arch="dense"), obs_space, act_space, seed=0)
     ratio = policy.num_params / dense.num_params
     click.echo(f"{env_id}  obs {policy.obs_dim}  act {policy.action.dim}  h {cfg.hidden}")

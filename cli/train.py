@@ -132,7 +132,7 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
     the run directory. Ctrl-C stops after writing a checkpoint; --resume continues exactly.
     """
-    from es_compact.run_dir import RunDir, default_path, target
+    from es_compact.run_dir import default_path, target
     from es_compact.trainer import Trainer, TrainingError
 
     where = target(out=out, resume=resume, overwrite=overwrite, config_file=config_file)
@@ -152,7 +152,7 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
                    "cores and each run slower", err=True)
     flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
-    run = RunDir(run_dir)
+    run = trainer.dir
     resuming = resume and run.has_checkpoint()  # else nothing was trained: start afresh
     click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
                f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "

@@ -23,6 +23,8 @@ import numpy as np
 from es_compact.errors import ESCompactError
 
 FORMAT = "es-compact-checkpoint/1"
+OWN_KEYS = ("format", "npz", "npz_sha256")
+"""The keys save() adds to a checkpoint's json beside the caller's scalars."""
 
 
 class CheckpointError(ESCompactError):

@@ -26,6 +26,7 @@ from es_compact.policies import Policy, make_policy
 from es_compact.rollout import EVAL, RolloutWorker, env_seed
 from es_compact.run_dir import CHECKPOINT_NAMES as CHECKPOINTS
 from es_compact.run_dir import RunDir
+from es_compact.state import OBS_KEYS
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +59,7 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
     arrays, meta = run.load_checkpoint(name)
     obs_space, act_space = env_spaces(config.env.id)
     policy = make_policy(config.policy, obs_space, act_space, seed=config.run.seed)
-    missing = {"theta", "obs_count", "obs_mean", "obs_m2"} - set(arrays)
+    missing = {"theta", *OBS_KEYS} - set(arrays)
     if missing:
         raise CheckpointError(f"checkpoint {run.npz_path(name)} lacks "
                               f"{', '.join(sorted(missing))}")

@@ -35,9 +35,8 @@ import pandas as pd
 from es_compact import checkpoint
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.policies import policy_applies
+from es_compact.policies.architectures import applies
 from es_compact.presets import resolve
-from es_compact.settings import run_applies
 from es_compact.state import TrainState, budget_spent
 
 CONFIG, PROGRESS, CHECKPOINTS = "config.json", "progress.csv", "checkpoints"
@@ -75,8 +74,7 @@ def _flat(config: TrainConfig) -> dict[str, object]:
 def _unused(config: TrainConfig) -> set[str]:
     """'section.field' of the settings this configuration does not read (squash judged as
     for continuous actions: a discrete run's squash is compared, harmlessly)."""
-    applies = [*policy_applies(config.policy, discrete=False), *run_applies(config)]
-    return {f"{a.section}.{a.field}" for a in applies if not a.used}
+    return {f"{a.section}.{a.field}" for a in applies(config, discrete=False) if not a.used}
 
 
 def resume_differences(stored: TrainConfig, wanted: TrainConfig) -> list[tuple[str, object,
@@ -161,15 +159,15 @@ class RunDir:
         except (OSError, ValueError):
             return None
 
-    def final_eval(self) -> tuple[float, float] | None:
+    def final_eval(self, meta: dict | None = None) -> tuple[float, float] | None:
         """(mean, std) of the evaluation of the last θ, or None when it is not on disk: the
-        progress row of the latest checkpoint's iteration, or final_eval.json for it."""
-        meta = self.latest_meta()
+        progress row of the latest checkpoint's iteration, or final_eval.json for it. meta:
+        the latest checkpoint's scalars, when the caller has read them already."""
+        meta = meta or self.latest_meta()
         if meta is None:
             return None
-        path = self.path / FINAL_EVAL
-        if path.exists():
-            rec = json.loads(path.read_text())
+        rec = self.read_final_eval()
+        if rec is not None:
             if rec.get("iteration") == meta["iteration"] and \
                     rec.get("eval_return_mean") is not None:
                 return float(rec["eval_return_mean"]), float(rec["eval_return_std"])
@@ -190,7 +188,7 @@ class RunDir:
         run = (config or self.read_config()).run
         last = math.nan if meta.get("last_eval") is None else float(meta["last_eval"])
         return budget_spent(run, int(meta["iteration"]), int(meta["timesteps"]), last,
-                            float(meta["wall_time_s"])) and self.final_eval() is not None
+                            float(meta["wall_time_s"])) and self.final_eval(meta) is not None
 
     def status(self, config: TrainConfig) -> str:
         """'new' (no run), 'restart' (a run that trained nothing), 'resume' (unfinished under

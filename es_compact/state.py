@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from es_compact.checkpoint import CheckpointError
+from es_compact.checkpoint import OWN_KEYS, CheckpointError
 from es_compact.config import RunConfig, TrainConfig
 from es_compact.normalizer import RunningStat
 
 OBS_KEYS = ("obs_count", "obs_mean", "obs_m2")
 META_KEYS = ("iteration", "timesteps", "wall_time_s", "best_eval", "last_eval", "env", "arch",
              "num_params", "rng")
-_WRITTEN_BY_CHECKPOINT = ("format", "npz", "npz_sha256")
 
 
 def budget_spent(run: RunConfig, iteration: int, timesteps: int, last_eval: float,
@@ -110,7 +109,7 @@ class TrainState:
         if arrays["theta"].shape != (num_params,):
             raise CheckpointError("checkpoint θ does not fit this policy")
         known = {"theta", *OBS_KEYS}
-        skip = set(META_KEYS) | set(_WRITTEN_BY_CHECKPOINT)
+        skip = set(META_KEYS) | set(OWN_KEYS)
         return cls(theta=arrays["theta"].astype(np.float64),
                    obs={k: arrays[k] for k in OBS_KEYS},
                    opt_arrays={k: v for k, v in arrays.items() if k not in known},

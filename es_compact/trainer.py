@@ -68,7 +68,6 @@ class Trainer:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}")
         self.config = resolve(config)
-        self.run_dir = Path(run_dir)
         self.dir = RunDir(run_dir)
         self.mode = mode
         self._own_backend = backend is None
@@ -80,6 +79,10 @@ class Trainer:
         self._t0 = time.perf_counter()  # this session's start; wall time adds the state's
         self._wall0 = 0.0
         self._written = (0, -math.inf)  # iteration and time of the latest on disk (0: none)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dir.path
 
     def check(self) -> None:
         """Everything that can be checked before anything is written: the run directory suits
@@ -100,7 +103,8 @@ class Trainer:
         only to arch kama; ...'), as the CLI refuses such a flag; run() calls it. A resumed
         run's stored settings were judged when it started."""
         if self.mode != "resume":
-            self.check()
+            if self.policy is None:
+                self.check()
             check_applicable(self.config, self.policy.action.discrete)
 
     # State ------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def collect(spec: RunSpec, run_dir: Path) -> dict:
     """The run's result row: its tags, size, budget spent, final return and provenance."""
     run = RunDir(run_dir)
     meta = run.latest_meta() or {}
-    fe = run.final_eval() or (math.nan, math.nan)
+    fe = run.final_eval(meta) or (math.nan, math.nan)
     prov = run.read_experiment() or run_metadata(meta.get("wall_time_s"))
     wall = meta.get("wall_time_s", math.nan)
     steps = meta.get("timesteps", 0)

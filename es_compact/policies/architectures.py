@@ -182,6 +182,12 @@ def policy_applies(cfg: PolicyConfig, discrete: bool) -> list[Applies]:
     return out
 
 
+def applies(config: TrainConfig, discrete: bool) -> list[Applies]:
+    """Every judged setting of a configuration: the policy's (this registry) and the
+    strategy's and run's (es_compact.settings.run_applies)."""
+    return [*policy_applies(config.policy, discrete), *run_applies(config)]
+
+
 def check_applicable(config: TrainConfig, discrete: bool, given: Collection[str] | None = None,
                      name: Callable[[str, str], str] | None = None) -> None:
     """ConfigError for a setting given that this configuration would ignore, e.g.
@@ -192,5 +198,4 @@ def check_applicable(config: TrainConfig, discrete: bool, given: Collection[str]
     every field that differs from its dataclass default, so a fully resolved config.json
     holding defaults is never refused for them. name renders a setting (the CLI: its flag).
     """
-    refuse_unused([*policy_applies(config.policy, discrete), *run_applies(config)], config,
-                  given, name)
+    refuse_unused(applies(config, discrete), config, given, name)
