@@ -100,7 +100,12 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("strategy", "noise_std")
 @config_option("strategy", "exploration", type=click.Choice(EXPLORATION))
 @config_option("strategy", "optimizer", type=click.Choice(OPTIMIZERS))
+@config_option("strategy", "momentum")
 @config_option("strategy", "l2_coeff")
+@config_option("strategy", "max_speed")
+@config_option("strategy", "sigma_lr")
+@config_option("strategy", "sigma_max_change")
+@config_option("strategy", "elite_fraction")
 @config_option("env", "reward_shift")
 @config_option("env", "max_episode_steps")
 @config_option("run", "iterations", hint=f"{DEFAULT_ITERATIONS} if no budget is given")
@@ -127,7 +132,7 @@ def progress_line(row: dict, info: dict) -> str:
 @click.option("--no-plot", is_flag=True, help="skip plot.png at the end")
 @click.pass_context
 def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
-    """Train a compact policy with ARS or OpenAI-ES.
+    """Train a compact policy with an evolution strategy (--algo: ARS by default).
 
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
     the run directory. Ctrl-C stops after writing a checkpoint; --resume continues exactly.
@@ -151,13 +156,17 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
                    "cores and each run slower", err=True)
-    flavour = c.strategy.variant if c.strategy.algo == "ars" else c.strategy.optimizer
+    s = c.strategy
+    if s.algo == "ars":
+        flavour = f"{s.variant}, N={s.directions}, b={s.top}, α={s.step_size}, ν={s.noise_std}"
+    else:
+        flavour = ", ".join([*([s.optimizer] if s.optimizer else []),
+                             f"N={s.directions}", f"lr={s.step_size}",
+                             f"{'ν' if s.algo == 'es' else 'σ0'}={s.noise_std}"])
     run = trainer.dir
     resuming = resume and run.has_checkpoint()  # else nothing was trained: start afresh
     click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
-               f"{c.strategy.algo.upper()} ({flavour}, N={c.strategy.directions}, "
-               f"b={c.strategy.top}, α={c.strategy.step_size}, ν={c.strategy.noise_std}) "
-               f"-> {run_dir}", err=True)
+               f"{s.algo.upper()} ({flavour}) -> {run_dir}", err=True)
     try:
         summary = trainer.run(None if quiet else
                               lambda row, info: click.echo(progress_line(row, info), err=True))

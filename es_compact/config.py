@@ -16,10 +16,10 @@ from es_compact.errors import ConfigError
 
 SQUASH_MODES = ("clip", "tanh")
 DCNN_INITS = ("paper", "scaled")
-ALGOS = ("ars", "es")
+ALGOS = ("ars", "es", "pgpe", "snes", "cmaes", "sepcmaes", "cem")
 ARS_VARIANTS = ("v1", "v2", "v1t", "v2t")
 EXPLORATION = ("gaussian", "orthogonal", "hadamard")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "clipup")
 BACKENDS = ("serial", "mp", "ray")
 SECTIONS = ("env", "policy", "strategy", "run")
 
@@ -179,30 +179,48 @@ class EnvConfig(_Plain):
 
 @dataclass(frozen=True)
 class StrategyConfig(_Plain):
-    """The evolution strategy: ARS (Mania et al. 2018) or OpenAI-ES (Salimans et al. 2017)."""
+    """The evolution strategy, one of ALGOS or a registered name; every one samples mirrored
+    pairs θ ± ν (s ⊙ δ_k) and maximises return."""
 
     algo: str = "ars"
-    """'ars' (Mania et al. 2018) or 'es' (OpenAI-ES, Salimans et al. 2017)."""
+    """'ars' (Mania et al. 2018), 'es' (OpenAI-ES, Salimans et al. 2017), 'pgpe' (Sehnke et al.
+    2010, with ClipUp), 'snes' (Schaul et al. 2011), 'cmaes' (Hansen 2016), 'sepcmaes' (its
+    diagonal form, Ros and Hansen 2008) or 'cem' (the cross-entropy method)."""
     variant: str = "v2t"
     """ARS variant: v1 (no observation normalisation), v2 (normalised), v1t / v2t (update from
-    the top b directions only). Ignored by 'es', which always normalises observations."""
+    the top b directions only). The other strategies always normalise observations."""
     step_size: float | None = None
-    """Step size α (ARS) or learning rate (ES); None: the environment preset."""
+    """Step size α (ARS), learning rate (ES, PGPE's centre), the mean's learning rate (SNES η_μ,
+    CMA-ES c_m) or smoothing (CEM); None: the ARS preset, or the strategy's default (ES 0.01,
+    SNES, CMA-ES and CEM 1)."""
     directions: int | None = None
-    """Antithetic directions N per iteration; None: the preset."""
+    """Antithetic pairs N per iteration (2N candidates); None: the preset."""
     top: int | None = None
     """ARS top-b directions used in the update (b <= N); None: the preset (N for v1/v2)."""
     noise_std: float | None = None
-    """Exploration noise ν; None: the preset."""
+    """Exploration noise ν (ARS, ES), or the initial σ of the strategies that adapt it (PGPE,
+    SNES, CMA-ES, CEM); None: the preset."""
     exploration: str = "gaussian"
     """'gaussian' (shared noise table), 'orthogonal' (exactly orthogonal directions within each
     block, norms from the chi distribution) or 'hadamard' (random Hadamard-diagonal products)."""
-    optimizer: str = "adam"
-    """ES only: 'adam' or 'sgd' (with momentum)."""
+    optimizer: str | None = None
+    """ES: 'adam' (the default) or 'sgd' (with momentum); PGPE: 'clipup' (the default) or
+    'adam'."""
     momentum: float = 0.9
-    """ES with sgd: momentum coefficient."""
+    """ES with sgd, PGPE with clipup: momentum coefficient."""
     l2_coeff: float = 0.005
     """ES only: L2 weight decay coefficient."""
+    max_speed: float | None = None
+    """PGPE with clipup: the largest norm of the velocity; None: twice the step size (Toklu et
+    al. 2020)."""
+    sigma_lr: float | None = None
+    """PGPE: σ's learning rate, SNES: η_σ; None: 0.1 for PGPE (Toklu et al. 2020), (3 + ln d) /
+    (5 √d) for SNES (Schaul et al. 2011)."""
+    sigma_max_change: float = 0.2
+    """PGPE: the largest relative change of each σ per iteration (EvoTorch's default)."""
+    elite_fraction: float = 0.5
+    """CEM: the fraction of the 2N candidates whose mean and variance become the next
+    distribution's (evosax's default)."""
     obs_norm_floor: float = 1e-8
     """Observation variances below this are floored to it, so 0/0 never happens."""
 
@@ -217,13 +235,19 @@ class StrategyConfig(_Plain):
         if self.exploration not in EXPLORATION:
             raise ConfigError(f"unknown exploration {self.exploration!r}; choose from "
                               f"{', '.join(EXPLORATION)}")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from "
                               f"{', '.join(OPTIMIZERS)}")
-        for name in ("step_size", "noise_std"):
+        for name in ("step_size", "noise_std", "max_speed", "sigma_lr"):
             v = getattr(self, name)
             if v is not None and not (_is_real(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if not (_is_real(self.sigma_max_change) and 0 < self.sigma_max_change < 1):
+            raise ConfigError(f"sigma_max_change must lie in (0, 1), got "
+                              f"{self.sigma_max_change!r}")
+        if not (_is_real(self.elite_fraction) and 0 < self.elite_fraction <= 1):
+            raise ConfigError(f"elite_fraction must lie in (0, 1], got "
+                              f"{self.elite_fraction!r}")
         _check_count("directions", self.directions, optional=True)
         _check_count("top", self.top, optional=True)
         if self.directions is not None and self.top is not None and self.top > self.directions:
@@ -248,7 +272,7 @@ class StrategyConfig(_Plain):
 
     @property
     def normalizes_obs(self) -> bool:
-        return self.algo == "es" or self.variant in ("v2", "v2t")
+        return self.algo != "ars" or self.variant in ("v2", "v2t")
 
     def check_resolved(self) -> StrategyConfig:
         """ConfigError unless every field a strategy reads is set (presets.resolve sets them)."""

@@ -27,11 +27,24 @@ OFFSET_STREAM, BLOCK_STREAM = 0x0FF5, 0xB10C
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """The directions of one iteration: offsets into the table (gaussian) or block seeds."""
+    """The directions of one iteration: offsets into the table (gaussian) or block seeds, or
+    (for a strategy whose directions cannot be regenerated from a seed, e.g. CMA-ES's
+    B D z with a full covariance) the directions themselves as rows of ``vectors``."""
 
     iteration: int
     count: int
     offsets: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+
+
+def perturb(theta: np.ndarray, sign: float, nu: float, scale: np.ndarray | None,
+            delta: np.ndarray) -> np.ndarray:
+    """The candidate θ + sign ν (s ⊙ δ) (s = 1 when scale is None): the one formula the
+    rollouts and the ask / tell API both use, so a candidate is the same float64 vector
+    wherever it is built."""
+    if scale is None:
+        return theta + (sign * nu) * delta
+    return theta + (sign * nu) * (scale * delta)
 
 
 def orthogonal_block(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
@@ -89,6 +102,8 @@ class Directions:
 
     def get(self, plan: Plan, k: int) -> np.ndarray:
         """δ_k (float32 table slice for gaussian, float64 otherwise); do not modify it."""
+        if plan.vectors is not None:
+            return plan.vectors[k]
         if self.kind == "gaussian":
             return self.table.get(int(plan.offsets[k]), self.dim)
         size = self.block_size(plan.count)

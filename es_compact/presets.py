@@ -2,7 +2,10 @@
 
 ARS values are the ARS paper's (Mania, Guy, Recht 2018, Table 9, V2-t): step α, directions N,
 top b, noise ν, reward shift. Environments not listed get DEFAULT. Presets are matched on the
-environment's name without its version (``HalfCheetah-v4`` -> ``HalfCheetah``).
+environment's name without its version (``HalfCheetah-v4`` -> ``HalfCheetah``). The other
+strategies take N and ν (as their initial σ) from the same table, so each samples as many
+candidates per iteration, as widely, as ARS; their step sizes and optimizers are their own
+defaults (``Strategy.default_step_size``, ``Strategy.optimizers``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ EXTRA = {
     "InvertedDoublePendulum": Preset(0.005, 8, 4, 0.025, 0.0),
 }
 DEFAULT = Preset(0.02, 8, 4, 0.03, 0.0)
-ES_LEARNING_RATE = 0.01
 
 
 def env_family(env_id: str) -> str:
@@ -73,11 +75,15 @@ def resolve(config: TrainConfig) -> TrainConfig:
         top = min(p.top, directions)
     else:
         top = directions
+    cls = STRATEGIES[s.algo]
     step = s.step_size if s.step_size is not None else (
-        p.step_size if s.algo == "ars" else ES_LEARNING_RATE)
+        p.step_size if cls.default_step_size is None else cls.default_step_size)
+    optimizer = s.optimizer if s.optimizer is not None or not cls.optimizers else \
+        cls.optimizers[0]
     strategy = dataclasses.replace(s, directions=directions, top=top, step_size=step,
                                    noise_std=s.noise_std if s.noise_std is not None
-                                   else p.noise_std)
+                                   else p.noise_std, optimizer=optimizer)
+    cls.check_config(strategy)
     shift = config.env.reward_shift if config.env.reward_shift is not None else p.reward_shift
     env = dataclasses.replace(config.env, reward_shift=shift)
     run = config.run

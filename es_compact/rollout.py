@@ -17,7 +17,7 @@ import numpy as np
 
 from es_compact.config import TrainConfig
 from es_compact.envs import make_env
-from es_compact.exploration import Directions, Plan
+from es_compact.exploration import Directions, Plan, perturb
 from es_compact.fast_envs import fast_step
 from es_compact.noise import NoiseTable
 from es_compact.normalizer import RunningStat
@@ -53,6 +53,9 @@ class Broadcast:
     obs_std: np.ndarray
     noise_std: float
     plan: Plan | None
+    scale: np.ndarray | None = None
+    """Per-parameter scale s of the perturbations θ ± ν (s ⊙ δ_k) (None: s = 1), for
+    strategies that adapt a σ per parameter (PGPE, SNES, CEM, separable CMA-ES)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +144,7 @@ class RolloutWorker:
             self.policy.obs_dim)
         error = ""
         for j, sign in enumerate((1.0, -1.0)):
-            theta = bc.theta + (sign * bc.noise_std) * delta
+            theta = perturb(bc.theta, sign, bc.noise_std, bc.scale, delta)
             actor = self.policy.actor(theta, bc.obs_mean, bc.obs_std)
             returns[j], steps[j], obs, err = self.episode(actor, task.env_seed, record=True)
             error = error or err

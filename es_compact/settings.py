@@ -81,16 +81,24 @@ class Applies:
 def run_applies(config: TrainConfig) -> list[Applies]:
     """The strategy and run settings that only some algorithms or backends read."""
     s, r = config.strategy, config.run
-    es = s.algo == "es"
+    es, pgpe = s.algo == "es", s.algo == "pgpe"
+    clipup = pgpe and s.optimizer in (None, "clipup")
     return [
         Applies("strategy", "variant", s.algo == "ars", "with {strategy.algo} ars"),
-        Applies("strategy", "optimizer", es, "with {strategy.algo} es"),
-        Applies("strategy", "momentum", es and s.optimizer == "sgd",
-                "with {strategy.algo} es and {strategy.optimizer} sgd"),
+        Applies("strategy", "optimizer", es or pgpe, "with {strategy.algo} es or pgpe"),
+        Applies("strategy", "momentum", (es and s.optimizer == "sgd") or clipup,
+                "with {strategy.algo} es and {strategy.optimizer} sgd, or {strategy.algo} "
+                "pgpe and {strategy.optimizer} clipup"),
         Applies("strategy", "l2_coeff", es, "with {strategy.algo} es"),
+        Applies("strategy", "max_speed", clipup,
+                "with {strategy.algo} pgpe and {strategy.optimizer} clipup"),
+        Applies("strategy", "sigma_lr", pgpe or s.algo == "snes",
+                "with {strategy.algo} pgpe or snes"),
+        Applies("strategy", "sigma_max_change", pgpe, "with {strategy.algo} pgpe"),
+        Applies("strategy", "elite_fraction", s.algo == "cem", "with {strategy.algo} cem"),
         Applies("strategy", "obs_norm_floor", s.normalizes_obs,
-                "with observation normalisation ({strategy.algo} es, or {strategy.variant} "
-                "v2 or v2t)"),
+                "with observation normalisation (every {strategy.algo} but ars, or "
+                "{strategy.variant} v2 or v2t)"),
         Applies("run", "workers", r.backend != "serial" or r.workers in (None, 1),
                 "with {run.backend} mp or ray (serial runs one)"),
         Applies("run", "ray_address", r.backend == "ray", "with {run.backend} ray"),

@@ -37,7 +37,7 @@ from es_compact.run_dir import (
     run_lock,
 )
 from es_compact.state import TrainState, budget_spent, remaining_s
-from es_compact.strategies import make_strategy
+from es_compact.strategies import STRATEGIES, make_strategy
 
 __all__ = ["PROGRESS_COLUMNS", "TIMING_COLUMNS", "RunBusy", "Trainer", "TrainingError",
            "load_run_config", "run_lock"]
@@ -97,6 +97,8 @@ class Trainer:
             obs_space, act_space = env_spaces(self.config.env.id)
             self.policy = make_policy(self.config.policy, obs_space, act_space,
                                       seed=self.config.run.seed)
+            STRATEGIES[self.config.strategy.algo].check_dim(self.config.strategy,
+                                                            self.policy.num_params)
 
     def check_settings(self) -> None:
         """ConfigError for a setting that would change nothing here ('policy.rotations applies
@@ -160,9 +162,11 @@ class Trainer:
         """One iteration from state: the next state and its progress row (not yet logged)."""
         cfg, it = self.config, state.iteration
         t_start = time.perf_counter()
+        self.strategy.load(state.opt_arrays, state.opt_meta)
         plan = self.strategy.ask(it)
+        nu, scale = self.strategy.noise()
         mean, std = self._frozen_stats(state)
-        bc = Broadcast(it, state.theta, mean, std, float(cfg.strategy.noise_std), plan)
+        bc = Broadcast(it, state.theta, mean, std, nu, plan, scale)
         tasks = [Task(TRAIN, k, env_seed(cfg.run.seed, it, k, TRAIN))
                  for k in range(plan.count)]
         results = sorted(self.backend.run(bc, tasks), key=lambda r: r.index)
@@ -177,7 +181,6 @@ class Trainer:
             first = next(r.error for r in results if r.failed)
             raise TrainingError(f"iteration {it}: {failed} of {len(results)} rollout pairs "
                                 f"failed (first: {first}); checkpoint kept at iteration {it}")
-        self.strategy.load(state.opt_arrays, state.opt_meta)
         theta = self.strategy.tell(state.theta, plan, returns - cfg.env.reward_shift * steps,
                                    valid)
         opt_arrays, opt_meta = self.strategy.state()

@@ -61,7 +61,8 @@ def test_train_keeps_its_flags():
         "--env", "--reward-shift", "--max-episode-steps", "--arch", "--hidden",
         "--hidden-layers", "--rotations", "--depth", "--nonlin-every", "--slope", "--dcnn-init",
         "--squash", "--algo", "--variant", "--step-size", "--directions", "--top",
-        "--noise-std", "--exploration", "--optimizer", "--l2-coeff", "--seed", "--iterations",
+        "--noise-std", "--exploration", "--optimizer", "--l2-coeff", "--momentum", "--max-speed",
+        "--sigma-lr", "--sigma-max-change", "--elite-fraction", "--seed", "--iterations",
         "--target-return", "--timesteps", "--time-limit", "--eval-every", "--eval-episodes",
         "--workers", "--backend", "--ray-address", "--ray-dashboard", "--noise-table-size",
         "--max-failed-fraction", "--checkpoint-every"}

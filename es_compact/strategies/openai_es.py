@@ -16,6 +16,8 @@ from es_compact.strategies.shaping import centered_ranks
 
 class OpenAIES(Strategy):
     name = "es"
+    default_step_size = 0.01
+    optimizers = ("adam", "sgd")
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
     def __init__(self, config, directions):
@@ -34,7 +36,7 @@ class OpenAIES(Strategy):
         g = self.gradient(theta, plan, ks, returns_n2)
         lr = self.config.step_size
         self.t += 1
-        if self.config.optimizer == "adam":
+        if self.optimizer == "adam":
             self.m = self.beta1 * self.m + (1 - self.beta1) * g
             self.v = self.beta2 * self.v + (1 - self.beta2) * g * g
             a = lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
