@@ -6,6 +6,7 @@ import time
 
 import click
 
+from es_compact.config import ALGOS, RunConfig
 from es_compact.results import append_rows, check_csv, run_metadata
 from es_compact.settings import field_default
 from es_compact_cli.options import COUNT, config_option, refuse_ignored
@@ -54,28 +55,60 @@ def forward(quick, out):
                    "float32 entries (at least 1000; 0: off) for 1 and --memory-workers "
                    "workers (e.g. 100000000)")
 @click.option("--memory-workers", type=COUNT, default=4, show_default=True)
+@click.option("--algo", "algos", multiple=True, type=click.Choice([*ALGOS, "all"]),
+              help="compare these strategies' efficiency with ARS's, side by side in one "
+                   "run (repeatable; 'all': every built-in one)")
+@click.option("--rounds", type=COUNT, default=2, show_default=True,
+              help="with --algo: rounds of ARS and each strategy in turn")
 @click.option("--out", default="results/bench_throughput.csv", show_default=True)
 @click.pass_context
 def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memory_table,
-               memory_workers, out):
+               memory_workers, algos, rounds, out):
     """Training env-steps/s against the raw gymnasium step rate, measured in one run:
-    efficiency = training rate / (workers x single-process rate)."""
+    efficiency = training rate / (workers x single-process rate). With --algo, each
+    strategy's efficiency against ARS's, its bytes per iteration and the driver's share of
+    time in the strategy."""
     from es_compact.bench import throughput as tp
     from es_compact.config import PolicyConfig
     from es_compact.errors import ConfigError
     from es_compact.policies import ARCHITECTURES
+    from es_compact.presets import resolve
 
     # Everything is checked before the measurements, which take minutes: a bad value found
     # after them would throw them away.
     if iterations < 6:
         raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
-    refuse_ignored(ctx, {"memory_workers": (memory_table > 0, "with --memory-table")})
+    refuse_ignored(ctx, {"memory_workers": (memory_table > 0, "with --memory-table"),
+                         "rounds": (bool(algos), "with --algo")})
+    if algos and memory_table:
+        raise ConfigError("--memory-table and --algo are separate measurements; run them "
+                          "one at a time")
     if 0 < memory_table < 1000:
         raise ConfigError(f"--memory-table must be 0 (off) or at least 1000 entries, got "
                           f"{memory_table}")
     PolicyConfig(arch=arch).validate(tuple(ARCHITECTURES))
     check_csv(out)
     t0 = time.perf_counter()
+    if algos:
+        names = list(ALGOS) if "all" in algos else list(dict.fromkeys(algos))
+        for algo in names:  # each strategy's settings resolve before minutes are spent
+            resolve(tp._config(env_id, arch, backend, workers, iterations, directions,
+                               RunConfig.noise_table_size, algo=algo))
+        rows = tp.compare_strategies(env_id, arch, backend, workers, names, iterations,
+                                     directions, rounds,
+                                     log=lambda text: click.echo(text, err=True))
+        append_rows(out, rows, run_metadata(time.perf_counter() - t0))
+        click.echo(f"{'algo':<9} {'steps/s':>9} {'efficiency':>10} {'vs ARS':>7} "
+                   f"{'(min-max)':>12} {'strategy':>8} {'sent/it':>10} {'received/it':>11}")
+        for r in rows:
+            click.echo(f"{r['algo']:<9} {r['train_steps_per_s']:>9,.0f} "
+                       f"{r['efficiency']:>10.3f} {r['efficiency_vs_ars']:>7.3f} "
+                       f"{r['efficiency_vs_ars_min_max']:>12} "
+                       f"{r['strategy_share']:>8.2%} {r['bytes_sent_per_iteration']:>10,.0f} "
+                       f"{r['bytes_received_per_iteration']:>11,.0f}")
+        click.echo(f"appended {len(rows)} rows to {out} (strategy: the driver's share of wall "
+                   "time in ask and tell; sent/received: bytes per iteration)")
+        return
     m = tp.measure(env_id, arch, backend, workers, iterations, directions, memory_table,
                    memory_workers, log=lambda text: click.echo(text, err=True))
     rows = m.rows()

@@ -76,6 +76,7 @@ class Trainer:
         self.strategy = None  # built by run(), with the noise table and the directions
         self.table: NoiseTable | None = None
         self.env_seconds = self.busy_seconds = 0.0  # rollout time inside the env / in all
+        self.strategy_seconds = 0.0  # driver time in the strategy's load, ask, tell and state
         self._t0 = time.perf_counter()  # this session's start; wall time adds the state's
         self._wall0 = 0.0
         self._written = (0, -math.inf)  # iteration and time of the latest on disk (0: none)
@@ -165,6 +166,7 @@ class Trainer:
         self.strategy.load(state.opt_arrays, state.opt_meta)
         plan = self.strategy.ask(it)
         nu, scale = self.strategy.noise()
+        self.strategy_seconds += time.perf_counter() - t_start
         mean, std = self._frozen_stats(state)
         bc = Broadcast(it, state.theta, mean, std, nu, plan, scale)
         tasks = [Task(TRAIN, k, env_seed(cfg.run.seed, it, k, TRAIN))
@@ -181,9 +183,11 @@ class Trainer:
             first = next(r.error for r in results if r.failed)
             raise TrainingError(f"iteration {it}: {failed} of {len(results)} rollout pairs "
                                 f"failed (first: {first}); checkpoint kept at iteration {it}")
+        t_tell = time.perf_counter()
         theta = self.strategy.tell(state.theta, plan, returns - cfg.env.reward_shift * steps,
                                    valid)
         opt_arrays, opt_meta = self.strategy.state()
+        self.strategy_seconds += time.perf_counter() - t_tell
         stats = self._stats(state)
         for r in results:  # direction order: independent of which worker ran what
             if not r.failed:
@@ -269,6 +273,7 @@ class Trainer:
                 "final_eval": final, "run_dir": str(self.run_dir),
                 "env_time_fraction": (round(self.env_seconds / self.busy_seconds, 4)
                                       if self.busy_seconds else None),
+                "strategy_seconds": round(self.strategy_seconds, 4),
                 **self.backend.describe()}
 
     def _final_eval(self, state: TrainState) -> float:

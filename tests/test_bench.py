@@ -38,6 +38,30 @@ def test_bench_throughput_writes_a_row(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_throughput_compares_strategies_with_ars(tmp_path):
+    out = tmp_path / "bt.csv"
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--env", "HalfCheetah-v4", "--arch",
+                                   "linear", "--workers", "2", "--directions", "2",
+                                   "--iterations", "6", "--algo", "cmaes", "--algo", "pgpe",
+                                   "--rounds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    rows = df[df["case"] == "strategy"].set_index("algo")
+    assert list(rows.index) == ["ars", "cmaes", "pgpe"] and (rows["rounds"] == 2).all()
+    assert rows.loc["ars", "efficiency_vs_ars"] == 1.0
+    assert (rows["efficiency"] > 0).all() and (rows["strategy_share"] > 0).all()
+    # CMA-ES sends its directions B D z (2 x 102 float64 more than ARS's offsets, at least)
+    assert rows.loc["cmaes", "bytes_sent_per_iteration"] > \
+        rows.loc["ars", "bytes_sent_per_iteration"] + 2 * 102 * 8
+    assert "vs ARS" in res.output
+
+
+def test_bench_throughput_rounds_apply_only_with_algo():
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--rounds", "3"])
+    one_line_error(res, "--rounds", "--algo")
+
+
+@pytest.mark.slow
 def test_bench_forward_quick_writes_rows(tmp_path):
     out = tmp_path / "bf.csv"
     res = CliRunner().invoke(cli, ["bench", "forward", "--quick", "--out", str(out)])

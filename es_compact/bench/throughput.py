@@ -9,9 +9,11 @@ Measured in one run, side by side:
     before, between the iterations of (b) and after it, as the machine's speed drifts;
 (c) gymnasium's step rate in `workers` processes stepping at once: what the machine gives that
     many busy processes, below workers x (a) where cores share hardware or a host.
-Also the bytes the backend sent per iteration, and the memory check: proportional set size
-(PSS, shared pages split among the processes mapping them) of the driver and its workers with
-a large noise table, for 1 and for N workers.
+Also the bytes the backend sent (and, for mp, received) per iteration, the share of the wall
+time the driver spent in the strategy (load, ask, tell, state), and the memory check:
+proportional set size (PSS, shared pages split among the processes mapping them) of the driver
+and its workers with a large noise table, for 1 and for N workers. With --algo, each strategy's
+efficiency is measured beside ARS's in one run (compare_strategies).
 """
 
 from __future__ import annotations
@@ -93,31 +95,36 @@ def concurrent_gym_rate(env_id: str, processes: int, steps: int = 10000) -> floa
     return float(sum(rates))
 
 
-def _config(env_id, arch, backend, workers, iterations, directions, table_size, seed=0):
+def _config(env_id, arch, backend, workers, iterations, directions, table_size, seed=0,
+            algo="ars"):
     return TrainConfig(env=EnvConfig(id=env_id), policy=PolicyConfig(arch=arch),
-                       strategy=StrategyConfig(directions=directions),
+                       strategy=StrategyConfig(algo=algo, directions=directions),
                        run=RunConfig(seed=seed, iterations=iterations, eval_every=10**9,
                                      backend=backend, workers=workers,
                                      noise_table_size=table_size))
 
 
 def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
-                  table_size=RunConfig.noise_table_size, probe: GymProbe | None = None) -> dict:
-    """Train `iterations` iterations; rate over all but the first (warm-up) iteration. With a
-    probe, (a) is sampled after every iteration; that time is left out of the window."""
+                  table_size=RunConfig.noise_table_size, probe: GymProbe | None = None,
+                  algo: str = "ars") -> dict:
+    """Train `iterations` iterations with strategy `algo`; rate over all but the first
+    (warm-up) iteration. With a probe, (a) is sampled after every iteration; that time is
+    left out of the window."""
     rows = []
     paused = [0.0]
     backend_obj = make_backend(backend, workers)
     with tempfile.TemporaryDirectory() as d:
         trainer = Trainer(_config(env_id, arch, backend, workers, iterations, directions,
-                                  table_size), Path(d) / "run", backend=backend_obj)
-        sent = []
+                                  table_size, algo=algo), Path(d) / "run", backend=backend_obj)
+        sent, received = [], []
 
         def on_iter(row, info):
             now = time.perf_counter()
             rows.append((row["timesteps"], now - paused[0], trainer.env_seconds,
-                         trainer.busy_seconds, getattr(backend_obj, "transit_seconds", 0.0)))
+                         trainer.busy_seconds, getattr(backend_obj, "transit_seconds", 0.0),
+                         trainer.strategy_seconds))
             sent.append(getattr(backend_obj, "bytes_sent", 0))
+            received.append(getattr(backend_obj, "bytes_received", np.nan))
             if probe is not None:
                 probe.sample()
                 paused[0] += time.perf_counter() - now
@@ -131,8 +138,13 @@ def training_rate(env_id, arch, backend, workers, iterations=6, directions=None,
     env_s = rows[-1][2] - rows[0][2]
     busy_s = rows[-1][3] - rows[0][3]
     transit_s = rows[-1][4] - rows[0][4]
+    strategy_s = rows[-1][5] - rows[0][5]
     per_iter_bytes = np.diff(sent).mean() if len(sent) > 1 else float("nan")
-    return {"steps_per_s": steps / secs, "iterations_timed": len(rows) - 1,
+    per_iter_received = np.diff(received).mean() if len(received) > 1 else float("nan")
+    return {"steps_per_s": steps / secs, "iterations_timed": len(rows) - 1, "algo": algo,
+            # the driver's time in the strategy, as a share of the timed wall time
+            "strategy_share": strategy_s / secs,
+            "bytes_received_per_iteration": float(per_iter_received),
             # inside the workers: share of task time not spent in the environment
             "rollout_overhead": 1 - env_s / busy_s,
             # of all worker-time in the timed window, the share not spent in the environment
@@ -329,3 +341,50 @@ def measure(env_id: str, arch: str, backend: str, workers: int, iterations: int 
         memory = tuple(memory_rows(env_id, memory_table, (1, memory_workers)))
     return Throughput(env_id, arch, backend, workers, (before, *probe.rates, after), serial,
                       parallel, concurrent, memory)
+
+
+def compare_strategies(env_id: str, arch: str, backend: str, workers: int, algos,
+                       iterations: int = 6, directions: int | None = None, rounds: int = 2,
+                       log: Callable[[str], None] = lambda _: None) -> list[dict]:
+    """Each strategy's training efficiency set against ARS's, side by side in one run.
+
+    In every round ARS and each strategy train `iterations` iterations in turn (the order
+    reversed every other round, so a drifting machine favours none), each with (a) sampled
+    between its iterations; a strategy's ratio is its efficiency over ARS's of the same round,
+    averaged over the rounds. Also per strategy: the bytes sent and received per iteration
+    and the share of wall time the driver spent in the strategy."""
+    names = ["ars", *[a for a in algos if a != "ars"]]
+    runs: dict[str, list[tuple[dict, float]]] = {a: [] for a in names}
+    for r in range(rounds):
+        for algo in names if r % 2 == 0 else names[::-1]:
+            log(f"round {r + 1}/{rounds}: {algo} on {env_id} / {arch}, {backend} with "
+                f"{workers} workers...")
+            probe = GymProbe(env_id)
+            try:
+                b = training_rate(env_id, arch, backend, workers, iterations, directions,
+                                  probe=probe, algo=algo)
+            finally:
+                probe.close()
+            gym = sum(probe.rates) / len(probe.rates)
+            runs[algo].append((b, b["steps_per_s"] / (workers * gym)))
+    ars = [eff for _, eff in runs["ars"]]
+    rows = []
+    for algo in names:
+        effs = [eff for _, eff in runs[algo]]
+        ratios = [e / a for e, a in zip(effs, ars, strict=True)]
+        bs = [b for b, _ in runs[algo]]
+        rows.append({
+            "case": "strategy", "env": env_id, "arch": arch, "backend": backend,
+            "workers": workers, "algo": algo, "rounds": rounds,
+            "directions": bs[0]["directions"], "num_params": bs[0]["num_params"],
+            "iterations_timed": bs[0]["iterations_timed"],
+            "train_steps_per_s": round(float(np.mean([b["steps_per_s"] for b in bs])), 1),
+            "efficiency": round(float(np.mean(effs)), 4),
+            "efficiency_vs_ars": round(float(np.mean(ratios)), 4),
+            "efficiency_vs_ars_min_max": f"{min(ratios):.3f}-{max(ratios):.3f}",
+            "strategy_share": round(float(np.mean([b["strategy_share"] for b in bs])), 5),
+            "bytes_sent_per_iteration": round(float(np.mean(
+                [b["bytes_sent_per_iteration"] for b in bs])), 1),
+            "bytes_received_per_iteration": round(float(np.mean(
+                [b["bytes_received_per_iteration"] for b in bs])), 1)})
+    return rows
