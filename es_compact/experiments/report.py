@@ -114,7 +114,8 @@ def grid_report(ex: ModuleType, name: str, stem: str, title: str, form: str, out
     """Train (or, with `report`, only collect) one experiment's grid of runs under
     RUNS/FORM/NAME, then write OUT/STEM_FORM.{csv,md,png} (and STEM_FORM_stats.csv when the
     experiment module has a `stats(rows)`). `ex` is the experiment's module (specs, SEEDS,
-    ENVS, markdown, plot). Returns (the Markdown, the files written)."""
+    ENVS, markdown, plot; optionally with_columns(rows), which adds columns to the rows).
+    Returns (the Markdown, the files written)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     only = {} if envs is None else {"envs": check_envs(envs, ex.ENVS)}
@@ -125,6 +126,8 @@ def grid_report(ex: ModuleType, name: str, stem: str, title: str, form: str, out
     root = Path(runs_root) / form / name
     rows, todo = train_and_collect(specs, root, report, grid, ex.specs(form), log,
                                    on_iteration)
+    if hasattr(ex, "with_columns"):  # the experiment's own per-run columns, read from the runs
+        rows = ex.with_columns(rows)
     ex.plot(rows, out / f"{stem}_{form}.png")
     stats = ex.stats(rows) if hasattr(ex, "stats") else None
     md = write_report(out, f"{stem}_{form}", rows, ex.markdown(rows), f"{title} ({form} form)",

@@ -63,9 +63,13 @@ class RunSpec:
 
 def make_config(env_id: str, policy, budget: Budget, seed: int,
                 backend: str = RunConfig.backend, workers: int | None = None,
-                noise_table_size: int = RunConfig.noise_table_size) -> TrainConfig:
-    """ARS V2-t with the environment's preset, except where the budget overrides N and b."""
-    strategy = StrategyConfig(directions=budget.directions, top=budget.top)
+                noise_table_size: int = RunConfig.noise_table_size,
+                algo: str = StrategyConfig.algo) -> TrainConfig:
+    """ARS V2-t (or another strategy, algo) with the environment's preset, except where the
+    budget overrides N and b. Every strategy but ARS updates from all N pairs, so b is ARS's
+    alone; their step sizes are their own defaults (presets.resolve)."""
+    strategy = StrategyConfig(algo=algo, directions=budget.directions,
+                              top=budget.top if algo == "ars" else None)
     run = RunConfig(seed=seed, timesteps=budget.timesteps, eval_every=budget.eval_every,
                     eval_episodes=budget.eval_episodes, backend=backend, workers=workers,
                     noise_table_size=noise_table_size)
