@@ -54,7 +54,7 @@ givens: $(STAMP)
 # The papers' experiments with ES (README, "Paper experiments"): quick forms by default, FULL=1
 # for the full ones. Re-running skips finished runs and resumes interrupted ones: quick runs in
 # runs/paper/ (not committed), full runs in results/runs/ (finished ones are committed).
-.PHONY: table1 rl ablation dcnn tables paper
+.PHONY: table1 rl ablation strategies dcnn tables paper
 table1: $(STAMP)
 	$(BIN)/es-compact experiment table1
 
@@ -64,16 +64,20 @@ rl: $(STAMP)
 ablation: $(STAMP)
 	$(BIN)/es-compact experiment ablation $(if $(FULL),--full --runs results/runs,)
 
+# Every strategy on linear and kama; its ARS cells are rl's runs (found finished, not retrained).
+strategies: $(STAMP)
+	$(BIN)/es-compact experiment strategies $(if $(FULL),--full --runs results/runs,)
+
 # One BLAS thread: L-BFGS-B's small vector operations are slower with several (Theorem 2 fit).
 dcnn: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/es-compact experiment dcnn $(if $(FULL),--full --runs results/runs,)
 	$(BIN)/es-compact experiment dcnn-init $(if $(FULL),--full --runs results/runs,)
 
 tables: $(STAMP)
-	$(MAKE) FULL= table1 rl ablation dcnn kernels givens
+	$(MAKE) FULL= table1 rl ablation strategies dcnn kernels givens
 
 paper: $(STAMP)
-	$(MAKE) FULL=1 table1 rl ablation dcnn kernels givens
+	$(MAKE) FULL=1 table1 rl ablation strategies dcnn kernels givens
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""`es-compact experiment table1|rl|ablation|dcnn [--full]`: the papers' tables and figures as
-CSV, Markdown and PNG files under --out, training runs under --runs/FORM/NAME.
+"""`es-compact experiment table1|rl|ablation|strategies|dcnn [--full]`: the papers' tables and
+figures as CSV, Markdown and PNG files under --out, training runs under --runs/FORM/NAME.
 
 Re-running a command skips finished runs and resumes unfinished ones (see
 es_compact.experiments.runner), so an interrupted `make paper` continues where it stopped.
@@ -91,7 +91,8 @@ def _grid(ex, name: str, stem: str, title: str, full: bool, out: str, runs_root:
 
 @click.group()
 def experiment() -> None:
-    """The papers' experiments: Table 1, RL curves, the K ablation, DCNN (quick or --full)."""
+    """The papers' experiments: Table 1, RL curves, the K ablation, the strategies, DCNN
+    (quick or --full)."""
 
 
 @experiment.command()
@@ -129,6 +130,21 @@ def ablation(full, out, runs_root, report, backend, workers, seeds, progress_eve
 
     _grid(ex, "ablation", "ablation", "Ablation: kama rotations K", full, out, runs_root,
           report, backend, workers, seeds, progress_every, envs)
+
+
+@experiment.command()
+@_run_options
+@_ENV_OPTION
+def strategies(full, out, runs_root, report, backend, workers, seeds, progress_every, envs):
+    """ARS, ES, PGPE, SNES, CMA-ES, sep-CMA-ES and CEM on linear and kama policies
+    (HalfCheetah, Hopper).
+
+    The ARS cells are the rl experiment's runs, trained once for both."""
+    from es_compact.experiments import strategies as ex
+
+    _grid(ex, "strategies", "strategies", "Strategies: final evaluation return, mean ± std "
+          "over seeds", full, out, runs_root, report, backend, workers, seeds, progress_every,
+          envs)
 
 
 @experiment.command()
