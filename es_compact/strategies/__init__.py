@@ -1,4 +1,5 @@
-"""Evolution strategies over the flat θ: ARS and OpenAI-ES, each usable alone by ask / tell.
+"""Evolution strategies over the flat θ: ARS, OpenAI-ES and PGPE, each usable alone by ask /
+tell.
 
 The registry: :data:`STRATEGIES` maps a StrategyConfig's ``algo`` to its class, and
 :func:`make_strategy` is a lookup in it. A strategy of one's own is a :class:`Strategy` subclass
@@ -15,8 +16,13 @@ from es_compact.exploration import Directions
 from es_compact.strategies.ars import ARS
 from es_compact.strategies.base import Strategy
 from es_compact.strategies.openai_es import OpenAIES
+from es_compact.strategies.pgpe import PGPE
 
-STRATEGIES: dict[str, type[Strategy]] = {"ars": ARS, "es": OpenAIES}
+STRATEGIES: dict[str, type[Strategy]] = {
+    "ars": ARS,
+    "es": OpenAIES,
+    "pgpe": PGPE,
+}
 """algo name -> Strategy class."""
 
 
