@@ -1,5 +1,5 @@
-"""Evolution strategies over the flat θ: ARS, OpenAI-ES and PGPE, each usable alone by ask /
-tell.
+"""Evolution strategies over the flat θ: ARS, OpenAI-ES, PGPE, SNES and CEM, each usable alone
+by ask / tell.
 
 The registry: :data:`STRATEGIES` maps a StrategyConfig's ``algo`` to its class, and
 :func:`make_strategy` is a lookup in it. A strategy of one's own is a :class:`Strategy` subclass
@@ -15,13 +15,17 @@ from es_compact.errors import ConfigError
 from es_compact.exploration import Directions
 from es_compact.strategies.ars import ARS
 from es_compact.strategies.base import Strategy
+from es_compact.strategies.cem import CEM
 from es_compact.strategies.openai_es import OpenAIES
 from es_compact.strategies.pgpe import PGPE
+from es_compact.strategies.snes import SNES
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "ars": ARS,
     "es": OpenAIES,
     "pgpe": PGPE,
+    "snes": SNES,
+    "cem": CEM,
 }
 """algo name -> Strategy class."""
 

@@ -24,3 +24,19 @@ def top_directions(returns_n2: np.ndarray, b: int) -> np.ndarray:
     score = returns_n2.max(axis=1)
     order = np.argsort(-score, kind="stable")
     return order[: min(b, len(order))]
+
+
+def nes_utilities(x: np.ndarray) -> np.ndarray:
+    """The NES fitness shaping of x (any shape, maximised; Wierstra et al. 2014, section 3.1;
+    Schaul et al. 2011): over λ = x.size candidates sorted by descending fitness (ties broken
+    by position), the one of rank i = 1..λ gets
+
+        u_i = max(0, ln(λ/2 + 1) - ln i) / Σ_j max(0, ln(λ/2 + 1) - ln j) - 1/λ,
+
+    so Σ u_i = 0, u is non-increasing in i and every rank i >= λ/2 + 1 gets -1/λ."""
+    flat = x.ravel()
+    lam = flat.size
+    w = np.maximum(0.0, np.log(lam / 2 + 1) - np.log(np.arange(1, lam + 1)))
+    u = np.empty(lam, dtype=np.float64)
+    u[np.argsort(-flat, kind="stable")] = w / w.sum() - 1.0 / lam
+    return u.reshape(x.shape)
