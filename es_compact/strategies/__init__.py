@@ -1,5 +1,5 @@
-"""Evolution strategies over the flat θ: ARS, OpenAI-ES, PGPE, SNES and CEM, each usable alone
-by ask / tell.
+"""Evolution strategies over the flat θ: ARS, OpenAI-ES, PGPE, SNES, CMA-ES
+(full and separable) and CEM, each usable alone by ask / tell.
 
 The registry: :data:`STRATEGIES` maps a StrategyConfig's ``algo`` to its class, and
 :func:`make_strategy` is a lookup in it. A strategy of one's own is a :class:`Strategy` subclass
@@ -16,8 +16,10 @@ from es_compact.exploration import Directions
 from es_compact.strategies.ars import ARS
 from es_compact.strategies.base import Strategy
 from es_compact.strategies.cem import CEM
+from es_compact.strategies.cmaes import CMAES
 from es_compact.strategies.openai_es import OpenAIES
 from es_compact.strategies.pgpe import PGPE
+from es_compact.strategies.sepcmaes import SepCMAES
 from es_compact.strategies.snes import SNES
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -26,6 +28,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "pgpe": PGPE,
     "snes": SNES,
     "cem": CEM,
+    "cmaes": CMAES,
+    "sepcmaes": SepCMAES,
 }
 """algo name -> Strategy class."""
 
