@@ -142,10 +142,10 @@ def test_resuming_with_another_strategy_is_refused_and_changes_nothing(tmp_path)
     run = tmp_path / "run"
     Trainer(config("ars", iterations=1), run).run()
     before = {p.name: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
-    with pytest.raises(ConfigError, match="strategy.algo is ars in .*, cmaes here"):
+    with pytest.raises(ConfigError, match="strategy.algo is 'ars' in .*, 'cmaes' here"):
         Trainer(config("cmaes", iterations=2), run, mode="resume").run()
     res = invoke("train", "--resume", run, "--algo", "pgpe", "--iterations", "2")
-    one_line_error(res, "strategy.algo is ars", "pgpe here")
+    one_line_error(res, "strategy.algo is 'ars'", "'pgpe' here")
     after = {p.name: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
     assert after == before
 

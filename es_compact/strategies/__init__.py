@@ -1,5 +1,6 @@
 """Evolution strategies over the flat θ: ARS, OpenAI-ES, PGPE, SNES, CMA-ES
-(full and separable) and CEM, each usable alone by ask / tell.
+(full and separable) and CEM, each usable alone by ask / tell on any NumPy blackbox
+(:class:`AskTell`).
 
 The registry: :data:`STRATEGIES` maps a StrategyConfig's ``algo`` to its class, and
 :func:`make_strategy` is a lookup in it. A strategy of one's own is a :class:`Strategy` subclass
@@ -14,6 +15,7 @@ from es_compact.config import StrategyConfig
 from es_compact.errors import ConfigError
 from es_compact.exploration import Directions
 from es_compact.strategies.ars import ARS
+from es_compact.strategies.ask_tell import AskTell
 from es_compact.strategies.base import Strategy
 from es_compact.strategies.cem import CEM
 from es_compact.strategies.cmaes import CMAES
@@ -48,4 +50,4 @@ def make_strategy(config: StrategyConfig, directions: Directions) -> Strategy:
     return STRATEGIES[config.algo](config, directions)
 
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "AskTell", "Strategy", "make_strategy", "register_strategy"]
