@@ -185,8 +185,8 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
 
         try:
             plot_runs([run_dir], run.plot_path, title=f"{c.env.id} {c.policy.arch}")
-        except ConfigError:
-            pass  # no evaluation yet: nothing to plot
+        except Exception as exc:  # the run is trained: say why, and still print its summary
+            click.echo(f"{run.plot_path} not written: {exc}", err=True)
     # Strict JSON: no evaluation yet leaves best_eval -inf and last_eval nan, printed as null.
     click.echo(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                            for k, v in summary.items()}))
