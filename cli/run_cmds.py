@@ -84,21 +84,40 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
 @click.option("--column", default="eval_return_mean", show_default=True,
               help="progress.csv column to draw against timesteps")
 @click.option("--title", help="figure title")
+@click.option("--label", "labels", multiple=True,
+              help="a curve's legend label, repeated: one per curve (in order of first "
+                   "appearance) or one per run (runs sharing a label become one curve)")
+@click.option("--group-by", "group_by", metavar="FIELD[,FIELD]",
+              help="one curve per value of these settings (arch, rotations, "
+                   "strategy.step_size, seed, ...) instead of one per configuration")
 @click.option("--overwrite", is_flag=True, help="replace an existing -o file")
-def plot(run_dirs, out, column, title, overwrite):
-    """Learning curves of one or more runs: mean ± std across runs that share a label
-    (environment / architecture / algorithm), e.g. several seeds."""
-    from es_compact.plotting import check_plot_inputs, curves, plot_runs
+def plot(run_dirs, out, column, title, labels, group_by, overwrite):
+    """Learning curves of one or more runs against timesteps.
+
+    Runs whose config.json differ only in the seed (and in budget, evaluation schedule or
+    parallelism) are one curve: the mean over them at equal timesteps with a 95% bootstrap
+    confidence interval, continued with fewer runs where some are shorter (the legend says
+    how many). Curves are labelled by the settings that differ. The evaluation of the final
+    policy (final_eval.json) is each run's last point. Prints each curve's final value: the
+    mean of its runs' last values.
+    """
+    from es_compact.plotting import check_plot_inputs, draw, final_text, learning_curves
 
     out = Path(out)
     _refuse_existing(out, overwrite)
     # A run given twice (R R, or R and ./R) would count as two seeds of its label.
-    run_dirs = list({Path(d).resolve(): d for d in run_dirs}.values())
+    unique = list({Path(d).resolve(): d for d in run_dirs}.values())
+    if labels and len(unique) < len(run_dirs) and len(labels) == len(run_dirs):
+        raise ConfigError("a run is given twice; give each run once with its --label")
+    run_dirs = unique
+    fields = [f.strip() for f in group_by.split(",") if f.strip()] if group_by else None
+    if group_by is not None and not fields:
+        raise ConfigError("--group-by needs at least one setting, e.g. --group-by arch")
     check_plot_inputs(run_dirs, out, column)
-    plot_runs(run_dirs, out, column, title)
-    for label, (_, mean, std, n) in curves(run_dirs, column).items():
-        click.echo(f"{label}: {n} run{'s' if n > 1 else ''}, final {column} {mean[-1]:.2f}"
-                   + (f" ± {std[-1]:.2f}" if n > 1 else ""))
+    found, legend_title = learning_curves(run_dirs, column, labels, fields)
+    draw(found, out, column, title, legend_title)
+    for curve in found:
+        click.echo(f"{curve.label}: {final_text(curve, column)}")
     click.echo(f"wrote {out}")
 
 
