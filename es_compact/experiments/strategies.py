@@ -155,7 +155,8 @@ def markdown(rows: list[dict]) -> str:
                     w = st.loc[(env_id, f"{arch}: against ARS", algo)]
                     ars = int(s.loc[(env_id, arch, "ars"), "seeds"])
                     fewer = w["n_a"] < max(len(runs), ars)
-                    diff = f"{w['difference']:+.0f}" + (
+                    gap = round(float(w["difference"]))  # never "-0"
+                    diff = (f"{gap:+d}" if gap else "0") + (
                         f" (over {plural(int(w['n_a']), 'common seed')})" if fewer else "")
                     p = fmt_p(w["p"])
                 wall = float(np.mean(runs["wall_time_s"]))
