@@ -4,7 +4,8 @@ A run directory holds::
 
     config.json        the fully resolved TrainConfig (rewritten with the new budget on resume)
     progress.csv       one row per finished iteration (PROGRESS_COLUMNS)
-    checkpoints/       latest and best, each npz + json (es_compact.checkpoint)
+    checkpoints/       latest and best, each npz + json (es_compact.checkpoint), and
+                       latest.prev, the generation before latest, used when latest is damaged
     final_eval.json    the evaluation of the final θ when the budget ended off the schedule
     plot.png           the learning curve `es-compact train` draws at the end
     experiment.json    provenance of a run trained by an experiment (command, commit, ...)
@@ -15,6 +16,10 @@ what counts as a run (a valid config.json), whether it trained anything (a 'late
 checkpoint), whether it is finished (its budget is spent and the final θ's evaluation is on
 disk), and when a stored run may be resumed with a given configuration (everything that shapes
 θ is equal; only the budget, evaluation schedule and parallelism may change).
+
+A damaged ``latest`` (checksum mismatch, truncation, unparsable json, missing npz) falls back to
+``latest.prev`` with a warning logged (``logging``, as the backends' warnings: the CLI shows
+it as one line).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -54,6 +60,9 @@ TIMING_COLUMNS = ("wall_time_s", "steps_per_s")
 """The progress columns that measure time, so differ between otherwise identical runs."""
 SHAPES_THETA = ("env", "policy", "strategy")
 """Config sections a resumed run must keep (with run.seed): they shape every θ."""
+
+
+log = logging.getLogger(__name__)
 
 
 class RunBusy(ConfigError):
@@ -147,16 +156,18 @@ class RunDir:
 
     def has_checkpoint(self, name: str = "latest") -> bool:
         """Whether checkpoint NAME exists; 'latest' exists once a run trained anything (a run
-        stopped inside its first iteration has only its config.json, and starts afresh)."""
-        return checkpoint.exists(self.checkpoints, name)
+        stopped inside its first iteration has only its config.json, and starts afresh), and
+        counts its previous generation (a run whose latest.json is gone resumes from that)."""
+        return checkpoint.exists(self.checkpoints, name) or (
+            name == "latest" and checkpoint.exists(self.checkpoints, checkpoint.previous(name)))
 
     def latest_meta(self) -> dict | None:
-        """The scalars of the latest checkpoint (iteration, timesteps, wall time, ...), or None
-        when there is none or it cannot be read."""
-        path = self.checkpoints / "latest.json"
+        """The scalars of the latest checkpoint that verifies (iteration, timesteps, wall time,
+        ...): latest, or the generation before it when latest is damaged; None when neither
+        can be used."""
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
+            return checkpoint.verify_newest(self.checkpoints, "latest")[1]
+        except (checkpoint.CheckpointError, OSError):
             return None
 
     def final_eval(self, meta: dict | None = None) -> tuple[float, float] | None:
@@ -358,15 +369,25 @@ class RunDir:
 
     def save_state(self, name: str, state: TrainState, config: TrainConfig,
                    num_params: int) -> None:
-        """Checkpoint NAME ('latest' or 'best') of a training state."""
-        checkpoint.save(self.checkpoints, name, *state.to_checkpoint(config, num_params))
+        """Checkpoint NAME ('latest' or 'best') of a training state; 'latest' keeps the
+        generation before it as 'latest.prev'."""
+        checkpoint.save(self.checkpoints, name, *state.to_checkpoint(config, num_params),
+                        keep_previous=name == "latest")
 
     def load_checkpoint(self, name: str = "latest") -> tuple[dict[str, np.ndarray], dict]:
-        """Checkpoint NAME's arrays and scalars; CheckpointError if missing or corrupt."""
+        """Checkpoint NAME's arrays and scalars; CheckpointError if missing or corrupt. A
+        damaged 'latest' falls back to the generation before it, with a warning logged that
+        says why (resuming from it is exact: the trainer truncates progress.csv to it)."""
         if name not in CHECKPOINT_NAMES:
             raise ConfigError(f"unknown checkpoint {name!r}: choose "
                               f"{' or '.join(CHECKPOINT_NAMES)}")
-        return checkpoint.load(self.checkpoints, name)
+        if name != "latest":
+            return checkpoint.load(self.checkpoints, name)
+        got = checkpoint.load_newest(self.checkpoints, name)
+        if got.damage is not None:
+            log.warning("%s; using the generation before it, %s (iteration %s)", got.damage,
+                        self.checkpoints / f"{got.name}.json", got.meta.get("iteration"))
+        return got.arrays, got.meta
 
     def npz_path(self, name: str) -> Path:
         return checkpoint.npz_path(self.checkpoints, name)

@@ -130,12 +130,20 @@ def test_the_trainer_refuses_a_setting_that_changes_nothing_and_writes_nothing(t
 
 def test_a_corrupt_latest_checkpoint_is_never_restarted_over(tmp_path):
     """An experiment re-run meeting an unreadable latest.json must not call it 'restart'
-    (which overwrites the run): it resumes, and the restore names the damage."""
+    (which overwrites the run): it resumes, and the restore names the damage. (With the
+    generation before it readable, the run resumes from that one instead:
+    tests/test_checkpoint_fallback.py; here both are damaged.)"""
     run = RunDir(tmp_path / "run")
     Trainer(config(2), run.path).run()
     (run.checkpoints / "latest.json").write_text("{not json")
+    (run.checkpoints / "latest.prev.json").write_text("")
     before = run.progress_path.read_bytes()
     assert run.status(config(4)) == "resume"
-    with pytest.raises(Exception, match="corrupted"):
+    with pytest.raises(Exception, match="corrupted") as exc:
         Trainer(config(4), run.path, mode="resume").run()
+    assert str(exc.value) == (
+        f"checkpoint {run.checkpoints / 'latest.json'} is truncated or corrupted (not valid "
+        "JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1); 9 "
+        "bytes); the generation before it is unusable too: checkpoint "
+        f"{run.checkpoints / 'latest.prev.json'} is corrupted: it is empty (0 bytes)")
     assert run.progress_path.read_bytes() == before and run.has_config()

@@ -119,8 +119,11 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
 
 
 def test_corrupted_checkpoint_is_detected(tmp_path):
+    """A damaged latest with no usable generation before it is an error naming the damage
+    (with one, the run falls back to it: tests/test_checkpoint_fallback.py)."""
     run = tmp_path / "run"
     Trainer(config(2), run).run()
+    (run / "checkpoints" / "latest.prev.json").unlink()
     npz = checkpoint.npz_path(run / "checkpoints", "latest")
     npz.write_bytes(npz.read_bytes()[:-20])
     with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupted"):
