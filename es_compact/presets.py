@@ -5,7 +5,11 @@ top b, noise ν, reward shift. Environments not listed get DEFAULT. Presets are 
 environment's name without its version (``HalfCheetah-v4`` -> ``HalfCheetah``). The other
 strategies take N and ν (as their initial σ) from the same table, so each samples as many
 candidates per iteration, as widely, as ARS; their step sizes and optimizers are their own
-defaults (``Strategy.default_step_size``, ``Strategy.optimizers``).
+defaults (``Strategy.default_step_size``, ``Strategy.optimizers``): OpenAI-ES 0.01 with Adam;
+PGPE 0.0075 with ClipUp at a maximum speed of 0.015, the ClipUp paper's setting for linear
+MuJoCo policies (Toklu et al. 2020; pgpelib's Walker2d and Humanoid scripts); SNES, CMA-ES and
+CEM move their mean by the full step (1), as their papers' defaults do. No paper publishes
+per-environment settings of these strategies for the policies here, so none are tabled.
 """
 
 from __future__ import annotations
