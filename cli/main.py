@@ -1,13 +1,16 @@
 """Entry point of the `es-compact` command: a click group; subcommands live one family a file.
 
-Library errors (es_compact.errors.ESCompactError), filesystem errors naming a path and sizes too
-large for memory become a one-line ``error: ...`` on stderr with exit code 2, never a traceback;
-Ctrl-C exits 130. A group without its subcommand (``es-compact bench``) prints its help.
+Library errors (es_compact.errors.ESCompactError), filesystem errors naming a path (a full disk
+also says how much space is left, and where) and sizes too large for memory become a one-line
+``error: ...`` on stderr with exit code 2, never a traceback; Ctrl-C exits 130. A group
+without its subcommand (``es-compact bench``) prints its help.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,7 +29,9 @@ class Group(click.Group):
         except OSError as exc:
             # A path the filesystem refused (missing parent, not a directory, read-only, disk
             # full): the user's to fix, so one line naming the path. Errors without a path
-            # are not the user's input and keep their traceback.
+            # are not the user's input and keep their traceback, but for a full disk.
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UsageFailure(disk_full_message(exc)) from None
             if exc.filename is None:
                 raise
             if isinstance(exc, FileExistsError) and not Path(exc.filename).is_dir():
@@ -57,6 +62,42 @@ class Group(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def format_bytes(n: int) -> str:
+    """'0 B', '512 B', '8 KiB', '3.5 MiB', '12 GiB': binary units, one decimal below 10."""
+    value, unit = float(n), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    digits = f"{value:.0f}" if unit == "B" or value >= 10 else f"{value:.1f}".rstrip("0")
+    return f"{digits.rstrip('.')} {unit}"
+
+
+def free_space(path: str | os.PathLike) -> tuple[int, Path]:
+    """(bytes an unprivileged process may still write, mount point) of the filesystem holding
+    path, or of its nearest existing ancestor."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    mount = p
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    return st.f_bavail * st.f_frsize, mount
+
+
+def disk_full_message(exc: OSError) -> str:
+    """'no space left on device writing PATH: 12 KiB free on /mnt' (or the quota's wording)."""
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
+    if exc.filename is None:
+        return what
+    try:
+        free, mount = free_space(exc.filename)
+    except OSError:
+        return f"{what} writing {exc.filename}"
+    return f"{what} writing {exc.filename}: {format_bytes(free)} free on {mount}"
 
 
 class UsageFailure(click.ClickException):

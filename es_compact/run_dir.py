@@ -19,7 +19,8 @@ disk), and when a stored run may be resumed with a given configuration (everythi
 
 A damaged ``latest`` (checksum mismatch, truncation, unparsable json, missing npz) falls back to
 ``latest.prev`` with a warning logged (``logging``, as the backends' warnings: the CLI shows
-it as one line).
+it as one line); a training session that fails before anything is trained leaves the directory
+as it found it (RunDir.lock(leave_as_found=True)).
 """
 
 from __future__ import annotations
@@ -290,34 +291,69 @@ class RunDir:
                 p.unlink()
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, leave_as_found: bool = False) -> Iterator[None]:
         """Hold an exclusive lock on .lock while training, so two processes (a second `make
         paper`, a resumed run started twice) never write one run directory at once. The
-        operating system drops the lock when the holder exits, however it exits."""
+        operating system drops the lock when the holder exits, however it exits.
+
+        leave_as_found: when the body raises an error (not an interrupt), put the directory
+        back as it was found before releasing the lock: the run files this session wrote are
+        deleted when there were none before and nothing trained is on disk (no 'latest'),
+        .lock gets its old content back (or goes), and the directories the lock created are
+        removed when empty. So a refused start (an unreachable Ray cluster, a full disk) leaves no
+        trace, and an existing run directory stays byte-identical."""
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no locking
             yield
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        f = open(self.path / LOCK, "a+")
+        lock_path = self.path / LOCK
+        created = self._missing_dirs()
+        old_lock = lock_path.read_bytes() if lock_path.is_file() else None
+        had_run_files = any((self.path / name).exists() for name in RUN_FILES)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            _remove_empty(created)
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
             raise RunBusy(f"{self.path} is being trained by {holder}; wait for it or stop "
                           "it") from None
         try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()}")
-            f.flush()
-            yield
+            try:
+                with checkpoint.writing(lock_path):  # unbuffered: a full disk fails here, once
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+                yield
+            except Exception:
+                if leave_as_found:
+                    if not had_run_files and not self.has_checkpoint():
+                        self.clear()  # nothing trained, so nothing of value is lost
+                    with contextlib.suppress(OSError):
+                        if old_lock is None:
+                            lock_path.unlink()
+                        else:
+                            os.ftruncate(fd, 0)
+                            os.pwrite(fd, old_lock, 0)
+                    _remove_empty(created)
+                raise
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-            f.close()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _missing_dirs(self) -> list[Path]:
+        """The run directory and those of its ancestors that do not exist yet, deepest first
+        (what mkdir(parents=True) would create)."""
+        out, p = [], self.path
+        while not p.exists() and p != p.parent:
+            out.append(p)
+            p = p.parent
+        return out
 
     # Writing and reading the run's files -------------------------------------------------------
 
@@ -326,11 +362,28 @@ class RunDir:
         checkpoint.atomic_write_text(self.config_path, json.dumps(config.to_dict(), indent=1))
 
     def append_progress(self, row: dict) -> None:
-        new = not self.progress_path.exists()
-        with open(self.progress_path, "a", newline="") as f:
-            if new:
-                f.write(",".join(PROGRESS_COLUMNS) + "\n")
-            f.write(",".join(_fmt(row[c]) for c in PROGRESS_COLUMNS) + "\n")
+        """Append one row (the header first in a new file). A failed write (a full disk)
+        leaves the file as it was: a partial row would read as a row on resume."""
+        path = self.progress_path
+        new = not path.exists()
+        data = ((",".join(PROGRESS_COLUMNS) + "\n" if new else "")
+                + ",".join(_fmt(row[c]) for c in PROGRESS_COLUMNS) + "\n").encode()
+        with checkpoint.writing(path):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError:
+                    if new:
+                        path.unlink()
+                    else:
+                        os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
 
     def truncate_progress(self, iteration: int) -> None:
         """Drop progress rows after `iteration` (a crash between the row and the checkpoint
@@ -339,6 +392,8 @@ class RunDir:
             return
         with open(self.progress_path, newline="") as f:
             rows = list(csv.reader(f))
+        if not rows:
+            return
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
         checkpoint.atomic_write_text(self.progress_path,
                                      "".join(",".join(r) + "\n" for r in kept))
@@ -396,6 +451,15 @@ class RunDir:
         """'env / arch / algo' of the stored configuration."""
         c = self.read_config()
         return f"{c.env.id} / {c.policy.arch} / {c.strategy.algo}"
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove these directories, deepest first, while they are empty."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def load_run_config(path: str | Path) -> TrainConfig:

@@ -137,11 +137,15 @@ class Trainer:
         if state.iteration > self._written[0]:
             self._save("latest", state)
 
-    def _restore(self) -> TrainState:
-        state = TrainState.from_checkpoint(*self.dir.load_checkpoint("latest"),
-                                           self.policy.num_params)
+    def _read_latest(self) -> TrainState:
+        """The state in checkpoints/latest (or the generation before it, when latest is
+        damaged: the run directory logs a warning saying why)."""
+        return TrainState.from_checkpoint(*self.dir.load_checkpoint("latest"),
+                                          self.policy.num_params)
+
+    def _restore(self, state: TrainState) -> TrainState:
         self._written = (state.iteration, -math.inf)  # this state is the 'latest' on disk
-        self.dir.truncate_progress(state.iteration)
+        self.dir.truncate_progress(state.iteration)  # rows after the generation resumed from
         return state
 
     # The loop ---------------------------------------------------------------------------------
@@ -225,20 +229,28 @@ class Trainer:
         iteration with info = {last_eval, remaining_s, elapsed_s}."""
         self.check()  # before taking the lock, which creates the directory
         self.check_settings()
-        with self.dir.lock():
-            restore = self.dir.prepare(self.mode, self.config)
+        # Reading first, then the workers, and only then writing: a checkpoint that cannot be
+        # read fails before any worker starts, and a backend that cannot start (an unreachable
+        # Ray cluster) or a full disk leaves the directory as it was found (the lock puts it
+        # back on an error, and a new run's directory goes).
+        with self.dir.lock(leave_as_found=True):
+            saved = (self._read_latest() if self.mode == "resume" and self.dir.has_checkpoint()
+                     else None)
             self._t0 = time.perf_counter()
             r = self.config.run
             if self._own_backend:
                 self.backend = make_backend(r.backend, r.workers, address=r.ray_address,
                                             dashboard=r.ray_dashboard)
             try:
-                return self._train(restore, on_iteration)
+                self._start()
+                restore = self.dir.prepare(self.mode, self.config)
+                return self._train(saved if restore else None, on_iteration)
             finally:
                 if self._own_backend:
                     self.backend.close()
 
-    def _train(self, restore: bool, on_iteration) -> dict:
+    def _start(self) -> None:
+        """The noise table, the strategy and the backend's workers."""
         cfg = self.config
         if cfg.strategy.exploration == "gaussian":
             size = cfg.run.noise_table_size
@@ -247,10 +259,13 @@ class Trainer:
         directions = Directions(cfg.strategy.exploration, cfg.run.seed,
                                 self.policy.num_params, self.table)
         self.strategy = make_strategy(cfg.strategy, directions)
-        state = self._restore() if restore else self.initial_state()
+        self.backend.start(cfg, self.table)
+
+    def _train(self, saved: TrainState | None, on_iteration) -> dict:
+        cfg = self.config
+        state = self._restore(saved) if saved is not None else self.initial_state()
         self._wall0 = state.wall_time_s
         self.dir.write_config(cfg)  # on resume: with the new budget
-        self.backend.start(cfg, self.table)
         start_it, t_loop = state.iteration, time.perf_counter()
         try:
             while not budget_spent(cfg.run, state.iteration, state.timesteps, state.last_eval,

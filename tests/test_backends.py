@@ -132,6 +132,36 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
     with pytest.raises(RayUnavailable, match="cannot reach a Ray cluster at 127.0.0.1:9"):
         Trainer(config("ray", 1, ray_address="127.0.0.1:9"), tmp_path / "r").run()
     assert time.time() - t < 30
+    assert not (tmp_path / "r").exists()  # a refusal leaves nothing on disk
+
+
+def _contents(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() if p.is_file() else None
+            for p in sorted(d.rglob("*"))}
+
+
+def test_an_unreachable_ray_address_leaves_nothing_on_disk(tmp_path):
+    """From the CLI: a new run leaves no directory (nor the parents it would have made); an
+    existing run, resumed or --overwrite'n, stays byte-identical (.lock included): the
+    workers start before anything is written."""
+    from cli_checks import invoke
+
+    train = ["train", "--env", "InvertedPendulum-v4", "--arch", "linear", "--iterations", "2",
+             "--max-episode-steps", "20", "--noise-table-size", "100000", "--quiet",
+             "--no-plot"]
+    ray = ["--backend", "ray", "--ray-address", "127.0.0.1:9"]
+    error = "error: cannot reach a Ray cluster at 127.0.0.1:9: "
+    res = invoke(*train, *ray, "--out", tmp_path / "a" / "b" / "new")
+    assert res.exit_code == 2 and res.output.splitlines()[-1].startswith(error), res.output
+    assert not (tmp_path / "a").exists()
+    old = tmp_path / "old"
+    assert invoke(*train, "--backend", "serial", "--out", old).exit_code == 0
+    before = _contents(old)
+    for args in (["train", "--resume", old, "--iterations", "4", "--quiet", *ray],
+                 [*train, *ray, "--out", old, "--overwrite"]):
+        res = invoke(*args)
+        assert res.exit_code == 2 and res.output.splitlines()[-1].startswith(error), res.output
+        assert _contents(old) == before
 
 
 def _processes(*needles: bytes) -> set[int]:
