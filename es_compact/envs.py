@@ -1,6 +1,13 @@
 """Environments: resolve an id (a gymnasium id or a ``module:Class`` entry point) and build it.
 
 This is the only module that creates environments; rollouts step what it returns.
+
+The trust model: a run directory names its environment, and ``eval``, ``export`` and
+``--resume`` of a run directory someone else made build it. A ``module:Class`` id imports that
+module (running its code, as importing it would) and constructs ``Class`` only when it is a
+``gymnasium.Env`` subclass: anything else the module holds (``os:abort``, ``json:dumps``, a
+class that is no environment) is refused before it is called. A registered gymnasium id is
+built by gymnasium from its registry.
 """
 
 from __future__ import annotations
@@ -96,9 +103,13 @@ def _make_env(env_id: str, **kwargs):
             cls = getattr(module, attr, None)
             if cls is None:
                 raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
-            if not callable(cls):
+            # Checked before anything is called: a run directory may name any callable.
+            if not isinstance(cls, type):
                 raise ConfigError(f"{env_id} is a {type(cls).__name__}, not an environment "
                                   "class")
+            if not issubclass(cls, gym.Env):
+                raise ConfigError(f"{env_id} is a class that does not derive from "
+                                  "gymnasium.Env, not an environment class")
             limit = kwargs.pop("max_episode_steps", None)
             try:
                 env = cls(**kwargs)

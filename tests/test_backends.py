@@ -426,14 +426,19 @@ def test_mp_backend_refuses_bad_worker_counts_with_a_config_error():
             MultiprocessBackend(workers)
 
 
+NOT_AN_ENV_CLASS = "is a class that does not derive from gymnasium.Env, not an environment class"
+
+
 @pytest.mark.parametrize("env_id, message", [
     ("os:path", "os:path is a module, not an environment class"),
     ("os:sep", "os:sep is a str, not an environment class"),
-    ("json:dumps", "could not build environment json:dumps: TypeError: dumps() missing 1 "
-                   "required positional argument: 'obj'"),
+    # Refused before they are called (json:dumps and OrderedDict used to be called, and
+    # os:abort, tested in a subprocess below, killed the process):
+    ("json:dumps", "json:dumps is a function, not an environment class"),
+    ("collections:OrderedDict", f"collections:OrderedDict {NOT_AN_ENV_CLASS}"),
+    ("subprocess:Popen", f"subprocess:Popen {NOT_AN_ENV_CLASS}"),
     ("gymnasium:Env", "gymnasium:Env built an environment without a gymnasium "
                       "observation_space"),
-    ("collections:OrderedDict", "collections:OrderedDict did not build a gymnasium.Env"),
 ])
 def test_an_entry_point_that_is_no_environment_is_a_config_error(env_id, message):
     from click.testing import CliRunner
@@ -447,6 +452,51 @@ def test_an_entry_point_that_is_no_environment_is_a_config_error(env_id, message
         assert str(info.value) == message
     res = CliRunner().invoke(cli, ["params", "--env", env_id])
     assert res.exit_code == 2 and res.output == f"error: {message}\n"
+
+
+REFUSE_A_FOREIGN_RUN = """
+import json, sys
+from cli_checks import invoke
+run, out = sys.argv[1], sys.argv[2]
+results = {}
+for name, args in (("eval", ["eval", run, "--checkpoint", "latest"]),
+                   ("export", ["export", run, "-o", out + "/p.npz", "--checkpoint", "latest"]),
+                   ("resume", ["train", "--resume", run, "--iterations", "4", "--quiet"]),
+                   ("plot", ["plot", run, "-o", out + "/p.png"])):
+    res = invoke(*args)
+    results[name] = [res.exit_code, res.output]
+print(json.dumps(results))
+"""
+
+
+def test_a_run_directory_naming_a_callable_that_is_no_environment_is_refused(tmp_path):
+    """Someone else's run directory whose config.json names os:abort: eval, export and
+    --resume refuse it in one line before calling it (the process lives on: a subprocess, so
+    a regression fails this test instead of aborting the suite); plot builds no environment."""
+    import json
+
+    from cli_checks import one_line_error
+
+    run = tmp_path / "run"
+    Trainer(config(iterations=2), run).run()
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["env"]["id"] = "os:abort"
+    (run / "config.json").write_text(json.dumps(cfg))
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    proc = subprocess.run([sys.executable, "-c", REFUSE_A_FOREIGN_RUN, str(run), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=HERE)
+    assert proc.returncode == 0, proc.stderr  # -6 (SIGABRT) when os.abort was called
+    results = json.loads(proc.stdout)
+
+    class Res:  # what one_line_error reads of a click result
+        def __init__(self, code, output):
+            self.exit_code, self.output = code, output
+
+    for name in ("eval", "export", "resume"):
+        one_line_error(Res(*results[name]), "os:abort is a builtin_function_or_method, not an "
+                                            "environment class")
+    assert results["plot"][0] == 0, results["plot"]
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
 
 
 def test_an_entry_point_environment_still_builds(monkeypatch):
