@@ -121,6 +121,7 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("run", "ray_dashboard")
 @config_option("run", "noise_table_size")
 @config_option("run", "max_failed_fraction")
+@config_option("run", "rollout_timeout")
 @config_option("run", "checkpoint_every_s", "--checkpoint-every")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory "
               "[runs/ENV_ARCH_seedSEED]")

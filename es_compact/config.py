@@ -313,6 +313,12 @@ class RunConfig(_Plain):
     """Float32 entries of the shared noise table (100 MB at the default)."""
     max_failed_fraction: float = 0.5
     """Stop with an error when more than this fraction of an iteration's pairs fail."""
+    rollout_timeout: float | None = None
+    """Seconds one rollout (an antithetic pair, or an evaluation episode) may take before its
+    worker is killed and replaced and the rollout retried with the same environment seed (3
+    attempts in all, each with twice the time; then it counts as a failed pair). None: 20x
+    the measured step time x the episode's step limit, at least 30 s a chunk of rollouts
+    (es_compact.backends.base.Deadlines). mp and ray only: a serial run cannot stop itself."""
     checkpoint_every_s: float = 30.0
     """Write checkpoints/latest at most this often, in seconds (0: after every iteration).
     It is always written after the first and the last iteration and, from the last finished
@@ -348,6 +354,10 @@ class RunConfig(_Plain):
         if not (_is_real(self.max_failed_fraction) and 0 < self.max_failed_fraction <= 1):
             raise ConfigError(f"max_failed_fraction must lie in (0, 1], got "
                               f"{self.max_failed_fraction!r}")
+        if self.rollout_timeout is not None and not (_is_real(self.rollout_timeout) and
+                                                     self.rollout_timeout > 0):
+            raise ConfigError(f"rollout_timeout must be a positive number of seconds, got "
+                              f"{_short(self.rollout_timeout)}")
         if not (_is_real(self.checkpoint_every_s) and self.checkpoint_every_s >= 0):
             raise ConfigError(f"checkpoint_every_s must be a finite number >= 0, got "
                               f"{self.checkpoint_every_s!r}")

@@ -121,6 +121,15 @@ class RolloutWorker:
             self._raw_step = _float64_observations(self._raw_step)
         self._env_s = 0.0
 
+    @property
+    def episode_limit(self) -> int | None:
+        """The environment's step limit (None: it has none that the rollouts know of); the
+        backends derive their rollout deadlines from it."""
+        if self._limit is not None:
+            return self._limit
+        spec = getattr(self.env, "spec", None)
+        return self.config.env.max_episode_steps or getattr(spec, "max_episode_steps", None)
+
     def close(self) -> None:
         self.env.close()
 

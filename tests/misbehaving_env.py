@@ -2,10 +2,16 @@
 ``misbehaving_env:FlakyPendulum``; spawned workers import it through the inherited sys.path).
 
 It is InvertedPendulum-v4 except that an episode whose reset seed is divisible by `every`
-raises (mode 'raise') or returns NaN observations and rewards (mode 'nan') at step 5.
+raises (mode 'raise') or returns NaN observations and rewards (mode 'nan') at step 5; the
+hanging ones below never return from that step instead.
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +33,7 @@ class FlakyPendulum(gym.Env):
     def step(self, action):
         obs, r, term, trunc, info = self.inner.step(action)
         self.t += 1
-        if self.bad and self.t == 5:
+        if self.bad and self.t == 5 and self.mode != "none":
             if self.mode == "raise":
                 raise RuntimeError("simulated crash")
             obs, r = np.full_like(obs, np.nan), float("nan")
@@ -42,3 +48,71 @@ class AlwaysNaN(FlakyPendulum):
 class FlakyPendulumRaise(FlakyPendulum):
     def __init__(self):
         super().__init__(mode="raise")
+
+
+# Hanging environments, named with a parameter (``misbehaving_env:HangOnce_TOKEN``,
+# ``misbehaving_env:HangSeed_SEED``) so that every worker process and Ray actor builds the same
+# one from the run's env id alone (environment variables set in a test do not reach a fork
+# server or a Ray cluster started earlier).
+
+HANG_AT_STEP = 5
+
+
+def hang_marker(token: str) -> Path:
+    """The file whose creation arms HangOnce_TOKEN's single hang (one per test)."""
+    return Path(tempfile.gettempdir()) / f"es_compact_hang_{token}"
+
+
+def _hang() -> None:
+    while True:  # a step that never returns; only SIGKILL ends it
+        time.sleep(3600)
+
+
+class _Hanging(FlakyPendulum):
+    def __init__(self):
+        super().__init__(mode="none")
+        self.seed = None
+
+    def reset(self, *, seed=None, options=None):
+        self.seed = seed
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        out = super().step(action)
+        if self.t == HANG_AT_STEP and self.should_hang():
+            _hang()
+        return out
+
+
+def _hang_once(token: str) -> type:
+    class HangOnce(_Hanging):
+        """Hangs once across all processes: in the first episode to reach step 5 after its
+        marker file was removed (the one that creates it again); never while it exists."""
+
+        def should_hang(self) -> bool:
+            try:
+                os.close(os.open(hang_marker(token), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return False
+            return True
+
+    return HangOnce
+
+
+def _hang_seed(seed: int) -> type:
+    class HangSeed(_Hanging):
+        """Hangs in every episode reset with this seed."""
+
+        def should_hang(self) -> bool:
+            return self.seed == seed
+
+    return HangSeed
+
+
+def __getattr__(name: str):
+    kind, _, arg = name.partition("_")
+    if kind == "HangOnce" and arg:
+        return _hang_once(arg)
+    if kind == "HangSeed" and arg.isdigit():
+        return _hang_seed(int(arg))
+    raise AttributeError(name)

@@ -5,7 +5,9 @@ Real worker processes and Ray actors on this machine; nothing is mocked.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,6 +120,94 @@ def test_too_many_failures_stop_with_a_checkpoint(tmp_path, monkeypatch):
     assert meta["iteration"] == 0 and np.isfinite(arrays["theta"]).all()
 
 
+def _hang_once_env(monkeypatch) -> tuple[str, Path]:
+    """A HangOnce environment of this test's own (its marker file absent: armed)."""
+    import uuid
+
+    from misbehaving_env import hang_marker
+
+    monkeypatch.syspath_prepend(str(HERE))
+    token = uuid.uuid4().hex[:12]
+    hang_marker(token).unlink(missing_ok=True)
+    return f"misbehaving_env:HangOnce_{token}", hang_marker(token)
+
+
+def _hang_once_run(tmp_path, monkeypatch, backend: str, caplog):
+    """An undisturbed run (marker present) and one whose first rollout to reach step 5 hangs
+    (marker absent): the same θ and rows, and the hang named in one warning."""
+    env, marker = _hang_once_env(monkeypatch)
+    kw = dict(iterations=3, env=env, rollout_timeout=2.0)
+    marker.touch()
+    Trainer(config(backend, 2, **kw), tmp_path / "undisturbed").run()
+    marker.unlink()
+    try:
+        with caplog.at_level("WARNING"):
+            summary = Trainer(config(backend, 2, **kw), tmp_path / "hung").run()
+    finally:
+        assert marker.exists()  # it did hang (the marker is made by the hanging episode)
+        marker.unlink()
+    assert summary["timed_out_chunks"] == 1 and summary["replaced_workers"] == 1
+    lines = [r.getMessage() for r in caplog.records if "deadline" in r.getMessage()]
+    assert len(lines) == 1 and re.search(r"passed its [24] s deadline on direction", lines[0])
+    assert_same(outcome(tmp_path / "undisturbed"), outcome(tmp_path / "hung"))
+
+
+def test_hung_env_is_killed_retried_and_result_unchanged(tmp_path, monkeypatch, caplog):
+    _hang_once_run(tmp_path, monkeypatch, "mp", caplog)
+
+
+@pytest.mark.slow
+def test_hung_env_on_ray_is_killed_retried_and_result_unchanged(tmp_path, monkeypatch, caplog):
+    _hang_once_run(tmp_path, monkeypatch, "ray", caplog)
+
+
+def test_env_that_always_hangs_fails_its_pair_naming_it(tmp_path, monkeypatch):
+    """A rollout that hangs on every attempt becomes a failed pair whose error says which
+    task and why; here one of 8 is more than max_failed_fraction allows."""
+    from es_compact.rollout import TRAIN, env_seed
+
+    monkeypatch.syspath_prepend(str(HERE))
+    seed = env_seed(0, 0, 3, TRAIN)
+    cfg = config("mp", 2, iterations=1, env=f"misbehaving_env:HangSeed_{seed}",
+                 rollout_timeout=0.25, max_failed_fraction=0.1)
+    with pytest.raises(TrainingError) as info:
+        Trainer(cfg, tmp_path / "run").run()
+    assert str(info.value) == (
+        f"iteration 0: 1 of 8 rollout pairs failed (first: direction 3 (env seed {seed}) "
+        f"timed out 3 times (the last deadline 1 s; run.rollout_timeout sets it)); "
+        f"checkpoint kept at iteration 0")
+
+
+def test_rollout_timeout_is_refused_where_nothing_can_enforce_it(tmp_path):
+    with pytest.raises(ConfigError, match="run.rollout_timeout applies only with backend mp "
+                                          "or ray"):
+        Trainer(config("serial", rollout_timeout=5.0), tmp_path / "r").check_settings()
+    for bad in (0, -1.0, float("inf"), "5", True):
+        with pytest.raises(ConfigError, match="rollout_timeout must be a positive number"):
+            RunConfig(iterations=1, rollout_timeout=bad).validate()
+
+
+def test_deadlines_derived_from_measured_step_time():
+    from es_compact.backends.base import (
+        TIMEOUT_FACTOR,
+        TIMEOUT_FLOOR_S,
+        UNMEASURED_STEP_S,
+        Deadlines,
+    )
+    from es_compact.rollout import EVAL, TRAIN, Result, Task
+
+    pair, ev = Task(TRAIN, 0, 1), Task(EVAL, 0, 1)
+    d = Deadlines()
+    d.episode_limit = 1000
+    assert d.seconds([pair]) == TIMEOUT_FACTOR * UNMEASURED_STEP_S * 2000  # 400 s
+    d.observe([Result(TRAIN, 0, np.zeros(2), np.array([300, 100]), busy_seconds=0.04)])
+    assert d.step_seconds == 0.04 / 400
+    assert d.seconds([pair] * 4) == TIMEOUT_FLOOR_S  # 20 x 1e-4 x 8000 = 16 s: the floor
+    assert d.seconds([pair] * 20, attempt=2) == 4 * TIMEOUT_FACTOR * 1e-4 * 40_000
+    assert d.seconds([ev]) == TIMEOUT_FLOOR_S
+    assert Deadlines(1.5).seconds([pair, ev], attempt=1) == 6.0
+
+
 def test_bad_backend_settings(tmp_path):
     with pytest.raises(ConfigError, match="workers must be a positive integer, got 0"):
         Trainer(config("mp", 0), tmp_path / "r")
@@ -199,6 +289,51 @@ def _train_then_signal(out: Path, backend: str, sig) -> tuple[int, str]:
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def _children(pid: int) -> dict[int, bytes]:
+    """{pid: command line} of the processes whose parent is pid."""
+    kids = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == pid:
+                    kids[int(p.name)] = (p / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids
+
+
+def test_killed_fork_server_and_worker_are_one_line_each(tmp_path):
+    """SIGKILL the mp fork server, then a worker, of a real CLI run: one warning line each,
+    no traceback, and the run ends normally."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
+         "linear", "--workers", "2", "--directions", "8", "--max-episode-steps", "200",
+         "--iterations", "14", "--noise-table-size", "100000", "--out", str(tmp_path / "r"),
+         "--no-plot"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = []
+    for victim, after in (("server", "it    3"), ("worker", "it    7")):
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith(after):
+                break
+        if victim == "server":  # its workers live on, orphaned: one of them is next
+            server = next(p for p, cmd in _children(proc.pid).items()
+                          if b"multiprocessing.forkserver" in cmd)
+            workers = sorted(_children(server))
+            assert len(workers) == 2
+        os.kill(server if victim == "server" else workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert proc.returncode == 0, err
+    notes = [ln for ln in err.splitlines() if not ln.startswith(("it ", "training "))]
+    assert len(notes) == 2, err
+    assert "fork server" in notes[0] and "the workers go on" in notes[0]
+    assert re.fullmatch(r"WARNING: rollout worker \d+ died, re-running its chunk \d+; "
+                        r"starting a replacement", notes[1]), notes[1]
+    assert json.loads(out)["replaced_workers"] == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

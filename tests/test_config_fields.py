@@ -65,7 +65,7 @@ def test_train_keeps_its_flags():
         "--sigma-lr", "--sigma-max-change", "--elite-fraction", "--seed", "--iterations",
         "--target-return", "--timesteps", "--time-limit", "--eval-every", "--eval-episodes",
         "--workers", "--backend", "--ray-address", "--ray-dashboard", "--noise-table-size",
-        "--max-failed-fraction", "--checkpoint-every"}
+        "--max-failed-fraction", "--rollout-timeout", "--checkpoint-every"}
 
 
 def test_no_flags_build_the_default_config():

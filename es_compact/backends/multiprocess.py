@@ -7,27 +7,33 @@
   workers become free; results are put back in task order, so nothing depends on which
   worker ran what.
 - A worker that dies mid-iteration (even by SIGKILL) is replaced, its unfinished chunk is run
-  again by another worker, and a warning is logged; the results are the same as undisturbed.
+  again by another worker, and one warning line is logged; the results are the same as
+  undisturbed. A worker's death is seen as its pipe closing (the pipe is the only thing it
+  holds of the driver's), so a fork server that dies (SIGKILLed with the workers) is one
+  warning too and costs nothing: the workers go on, and a new server starts when a worker
+  must be replaced.
+- A worker past its chunk's deadline (base.Deadlines: run.rollout_timeout, or derived from
+  the measured step time) is killed and replaced; base.Schedule retries its tasks.
 - Workers ignore SIGINT, so Ctrl-C reaches only the driver, which then stops them; a worker
-  whose driver vanished sees its pipe close and exits.
+  whose driver vanished sees its pipe close and exits, silently.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import pickle
 import signal
 import sys
 import time
 import traceback
-from collections import deque
 from multiprocessing import shared_memory
 from multiprocessing.connection import wait
 
 import numpy as np
 
-from es_compact.backends.base import Backend, split_tasks
+from es_compact.backends.base import Backend, Deadlines, Schedule, describe_chunk
 from es_compact.checks import is_integer
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
@@ -40,6 +46,8 @@ log = logging.getLogger(__name__)
 # (backends/preload.py), so those pages are shared rather than loaded once per worker.
 _CTX = mp.get_context("forkserver")
 _CTX.set_forkserver_preload(["es_compact.backends.preload", "es_compact.backends.multiprocess"])
+STOP_WAIT_S = 5.0
+"""How long close() waits for a worker to exit before killing it."""
 
 
 class WorkerError(ESCompactError):
@@ -57,30 +65,33 @@ def _worker_main(conn, config_dict: dict, shm_name: str | None, table_size: int)
         shm = _attach(shm_name)
         table = NoiseTable(np.ndarray((table_size,), dtype=np.float32, buffer=shm.buf))
     worker = RolloutWorker(TrainConfig.from_dict(config_dict), table)
-    conn.send_bytes(_dumps(("ready", None)))
-    broadcast = None
     try:
-        while True:
-            try:
-                kind, payload = pickle.loads(conn.recv_bytes())
-            except (EOFError, OSError):
-                break  # the driver is gone
-            if kind == "broadcast":
-                broadcast = payload
-            elif kind == "tasks":
-                chunk_id, tasks = payload
-                try:
-                    results = worker.run(broadcast, tasks)
-                    conn.send_bytes(_dumps(("results", (chunk_id, results))))
-                except Exception:
-                    conn.send_bytes(_dumps(("error", traceback.format_exc())))
-            elif kind == "touch":
-                total = float(table.table.sum(dtype=np.float64)) if table is not None else 0.0
-                conn.send_bytes(_dumps(("touched", total)))
-            elif kind == "stop":
-                break
+        conn.send_bytes(_dumps(("ready", worker.episode_limit)))
+        _serve(conn, worker, table)
+    except (EOFError, OSError):
+        pass  # the driver is gone (or gave up on this worker): nothing to report to
     finally:
         worker.close()
+
+
+def _serve(conn, worker: RolloutWorker, table: NoiseTable | None) -> None:
+    broadcast = None
+    while True:
+        kind, payload = pickle.loads(conn.recv_bytes())
+        if kind == "broadcast":
+            broadcast = payload
+        elif kind == "tasks":
+            chunk_id, tasks = payload
+            try:
+                reply = ("results", (chunk_id, worker.run(broadcast, tasks)))
+            except Exception:
+                reply = ("error", traceback.format_exc())
+            conn.send_bytes(_dumps(reply))
+        elif kind == "touch":
+            total = float(table.table.sum(dtype=np.float64)) if table is not None else 0.0
+            conn.send_bytes(_dumps(("touched", total)))
+        elif kind == "stop":
+            return
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:
@@ -100,9 +111,42 @@ class _Worker:
                                        backend.table_size))
         self.proc.start()
         child.close()
+        self.pid = self.proc.pid
         self.chunk: int | None = None
         self.sent_at = 0.0
+        self.deadline = 0.0
         self.broadcast_version = -1
+        self.watch_sentinel = True
+        """False once its fork server died: the sentinel then says nothing of the worker."""
+
+    def kill(self) -> None:
+        """SIGKILL the worker unless its pipe has closed: while the worker holds its end, it
+        has not exited, so its pid is still its own."""
+        if self.closed_by_worker():
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def closed_by_worker(self) -> bool:
+        """Whether the worker's end of the pipe is closed (what it sent first is dropped)."""
+        try:
+            while self.conn.poll():
+                self.conn.recv_bytes()
+        except (EOFError, OSError):
+            return True
+        return False
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Drop whatever the worker still sends until its pipe closes (it exited), or
+        timeout seconds pass."""
+        end = time.monotonic() + timeout
+        while not self.closed_by_worker():
+            if time.monotonic() >= end:
+                return False
+            self.conn.poll(max(0.0, end - time.monotonic()))
+        return True
 
 
 class MultiprocessBackend(Backend):
@@ -124,11 +168,14 @@ class MultiprocessBackend(Backend):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.replaced_workers = 0
+        self.timed_out_chunks = 0
         self.transit_seconds = 0.0
         """Worker-seconds per chunk outside its tasks: from sending (with the broadcast when
         it goes too) to receiving the results, minus the tasks' own time. Messaging."""
+        self.deadlines = Deadlines()
         self._version = 0
         self._broadcast_bytes = b""
+        self._server_lost_logged = False
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -139,6 +186,7 @@ class MultiprocessBackend(Backend):
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
         self.config_dict = config.to_dict()
+        self.deadlines = Deadlines(config.run.rollout_timeout)
         if table is not None:
             if self.shm is None or self.table_size != len(table):  # built elsewhere: copy
                 self.table_buffer(len(table))[:] = table.table
@@ -149,13 +197,14 @@ class MultiprocessBackend(Backend):
 
     def _await_ready(self, w: _Worker) -> None:
         try:
-            kind, _ = pickle.loads(w.conn.recv_bytes())
+            kind, limit = pickle.loads(w.conn.recv_bytes())
         except (EOFError, OSError):
             w.proc.join(5)
             raise WorkerError(f"a worker process exited while starting (exit code "
                               f"{w.proc.exitcode})") from None
         if kind != "ready":
             raise WorkerError(f"unexpected first message from a worker: {kind}")
+        self.deadlines.episode_limit = limit
 
     def close(self) -> None:
         for w in self.workers:
@@ -164,10 +213,10 @@ class MultiprocessBackend(Backend):
             except (OSError, ValueError):
                 pass
         for w in self.workers:
-            w.proc.join(timeout=5)
-            if w.proc.is_alive():
-                w.proc.terminate()
-                w.proc.join(timeout=5)
+            if not w.wait_closed(STOP_WAIT_S):
+                w.kill()
+                w.wait_closed(STOP_WAIT_S)
+            w.proc.join(timeout=1)
             w.conn.close()
         self.workers = []
         if self.shm is not None:
@@ -198,45 +247,50 @@ class MultiprocessBackend(Backend):
         w.conn.send_bytes(data)
         self.bytes_sent += len(data)
 
+    def _dispatch(self, w: _Worker, sched: Schedule, cid: int) -> bool:
+        """Send chunk cid (and the broadcast, once an iteration) to w; False if w is gone."""
+        try:
+            w.sent_at = time.perf_counter()
+            if w.broadcast_version != self._version:
+                self._send(w, self._broadcast_bytes)
+                w.broadcast_version = self._version
+            self._send(w, _dumps(("tasks", (cid, sched.tasks_of(cid)))))
+        except (OSError, ValueError):
+            return False
+        w.chunk = cid
+        w.deadline = time.monotonic() + sched.deadline(cid)
+        return True
+
     def run(self, broadcast, tasks):
         self._version += 1
         self._broadcast_bytes = _dumps(("broadcast", broadcast))
-        chunks = split_tasks(tasks, self.n_workers)
-        pending = deque(range(len(chunks)))
-        results: list = [None] * len(chunks)
+        sched = Schedule(tasks, self.n_workers, self.deadlines)
         idle = list(self.workers)
-        busy: dict = {}
-        while pending or busy:
-            while pending and idle:
-                w = idle.pop()
-                cid = pending.popleft()
-                try:
-                    w.sent_at = time.perf_counter()
-                    if w.broadcast_version != self._version:
-                        self._send(w, self._broadcast_bytes)
-                        w.broadcast_version = self._version
-                    self._send(w, _dumps(("tasks", (cid, chunks[cid]))))
-                except (OSError, ValueError):
-                    pending.appendleft(cid)
+        busy: dict = {}  # conn -> worker
+        while sched:
+            while sched.pending and idle:
+                w, cid = idle.pop(), sched.next()
+                if self._dispatch(w, sched, cid):
+                    busy[w.conn] = w
+                else:
+                    sched.lost(cid)
                     idle.append(self._replace(w, None))
-                    continue
-                w.chunk = cid
-                busy[w.conn] = w
-            ready = wait(list(busy) + [w.proc.sentinel for w in busy.values()])
-            for obj in ready:
-                w = busy.get(obj) or next((b for b in busy.values() if b.proc.sentinel == obj),
-                                          None)
+            if not busy:
+                continue
+            sentinels = {w.proc.sentinel: w for w in busy.values() if w.watch_sentinel}
+            timeout = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
+            for obj in wait([*busy, *sentinels], timeout=timeout):
+                w = busy.get(obj) or sentinels.get(obj)
                 if w is None or w.conn not in busy:
+                    continue  # handled already (its conn and its sentinel were both ready)
+                if obj is not w.conn and not w.conn.poll():
+                    self._server_lost(w)  # the sentinel closed, yet the worker lives on
                     continue
                 try:
-                    data = w.conn.recv_bytes() if w.conn.poll() else None
+                    data = w.conn.recv_bytes()
                 except (EOFError, OSError):
-                    data = None
-                if data is None:
-                    if w.proc.is_alive() and obj is w.conn:
-                        continue
                     del busy[w.conn]
-                    pending.appendleft(w.chunk)
+                    sched.lost(w.chunk)
                     idle.append(self._replace(w, w.chunk))
                     continue
                 self.bytes_received += len(data)
@@ -246,26 +300,57 @@ class MultiprocessBackend(Backend):
                 cid, chunk_results = payload
                 self.transit_seconds += time.perf_counter() - w.sent_at - sum(
                     r.busy_seconds for r in chunk_results)
-                results[cid] = chunk_results
+                sched.done(cid, chunk_results)
                 del busy[w.conn]
                 w.chunk = None
                 idle.append(w)
-        return [r for chunk in results for r in chunk]
+            now = time.monotonic()
+            for w in [w for w in busy.values() if w.deadline <= now]:
+                del busy[w.conn]
+                idle.append(self._timed_out(w, sched))
+        return sched.results()
+
+    def _timed_out(self, w: _Worker, sched: Schedule) -> _Worker:
+        cid, seconds = w.chunk, sched.deadline(w.chunk)
+        what = describe_chunk(sched.tasks_of(cid))
+        w.kill()
+        w.wait_closed(STOP_WAIT_S)
+        outcome = sched.timed_out(cid, seconds)
+        self.timed_out_chunks += 1
+        return self._replace(w, None, f"passed its {seconds:.3g} s deadline on {what}; "
+                                      f"killed it, {outcome}")
+
+    def _server_lost(self, w: _Worker) -> None:
+        """The fork server died: every worker's sentinel closed, the workers did not."""
+        for other in self.workers:
+            other.watch_sentinel = False
+        if not self._server_lost_logged:
+            self._server_lost_logged = True
+            log.warning("the workers' fork server (pid %s) exited; the workers go on, and a "
+                        "new server starts if one must be replaced", _forkserver_pid())
 
     def describe(self) -> dict:
         return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
                 "transit_seconds": round(self.transit_seconds, 3),
-                "bytes_received": self.bytes_received, "replaced_workers": self.replaced_workers}
+                "bytes_received": self.bytes_received, "replaced_workers": self.replaced_workers,
+                "timed_out_chunks": self.timed_out_chunks}
 
-    def _replace(self, dead: _Worker, chunk: int | None) -> _Worker:
-        code = dead.proc.exitcode
+    def _replace(self, dead: _Worker, chunk: int | None, why: str | None = None) -> _Worker:
         dead.proc.join(timeout=1)
+        code = dead.proc.exitcode if dead.watch_sentinel else None
         dead.conn.close()
-        log.warning("rollout worker %s died (exit code %s)%s; starting a replacement",
-                    dead.proc.pid, code,
-                    f", re-running its chunk {chunk}" if chunk is not None else "")
+        if why is None:
+            why = "died" + (f" (exit code {code})" if code is not None else "") + (
+                f", re-running its chunk {chunk}" if chunk is not None else "")
+        log.warning("rollout worker %s %s; starting a replacement", dead.pid, why)
         new = _Worker(self)
         self._await_ready(new)
         self.workers[self.workers.index(dead)] = new
         self.replaced_workers += 1
         return new
+
+
+def _forkserver_pid():
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)
