@@ -22,6 +22,7 @@ from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.exploration import Directions
+from es_compact.memory import check_workers_fit
 from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
 from es_compact.policies import check_applicable, make_policy
@@ -87,13 +88,16 @@ class Trainer:
 
     def check(self) -> None:
         """Everything that can be checked before anything is written: the run directory suits
-        the mode (a resumed run's settings match), and the environment and the policy can be
-        built. run() calls it first, so a
-        mistyped environment or a directory of someone else's files leaves no trace; call it
-        yourself to learn of those before announcing a run."""
+        the mode (a resumed run's settings match), the workers fit in memory
+        (es_compact.memory), and the environment and the policy can be built. run() calls it
+        first, so a mistyped environment, too many workers or a directory of someone else's
+        files leaves no trace and starts no process; call it yourself to learn of those
+        before announcing a run."""
         self.dir.check_mode(self.mode)
         if self.mode == "resume":
             self.dir.check_resumable(self.config)  # again under the lock, in run()
+        if self._own_backend:  # a backend given to the trainer was sized by its caller
+            check_workers_fit(self.config)
         if self.policy is None:
             obs_space, act_space = env_spaces(self.config.env.id)
             self.policy = make_policy(self.config.policy, obs_space, act_space,

@@ -1,0 +1,63 @@
+"""The memory a run's workers will take, against what this machine has: a worker count that
+cannot fit is refused before any process starts (1000 mp workers were OOM-killed on a 24 GiB
+machine 36 s into a run; issue 26), rather than found out by the kernel's OOM killer.
+
+The estimate is ``workers x WORKER_MIB[backend] + the noise table once`` (the table is one
+shared block however many workers map it), set against MemAvailable from /proc/meminfo. It
+applies to the workers on this machine: the mp backend's processes and the actors of a local
+Ray; a Ray cluster's (``--ray-address``) live elsewhere, and the serial backend starts none.
+"""
+
+from __future__ import annotations
+
+from es_compact.config import TrainConfig
+from es_compact.errors import ConfigError
+from es_compact.strategies.cmaes import available_memory
+
+MIB = 2**20
+WORKER_MIB = {"mp": 68, "ray": 116}
+"""Memory one more worker takes, in MiB, measured after one HalfCheetah-v4 iteration (kama
+policy, 25M-float noise table) on the 2-core, 24 GiB machine of issue 26, and rounded up:
+
+- mp: 66.9 MiB, each worker's private memory (USS, Private_Clean + Private_Dirty in
+  /proc/PID/smaps_rollup) at 1, 2, 4 and 8 workers; the marginal proportional set size,
+  (es_compact.bench.throughput.memory_rows at 4 workers - at 1) / 3 = (594.8 - 392.2) / 3,
+  is 67.5 MiB. Humanoid-v4 (66.9) and InvertedPendulum-v4 with a linear policy (65.2) cost
+  the same to 2 MiB: a worker is mostly Python, NumPy, numba and MuJoCo.
+- ray: 115.5 MiB, an actor's private memory on a local Ray (Ray's own processes come on top).
+"""
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / MIB:.{0 if n >= 10 * MIB else 1}f} MiB"
+
+
+def workers_estimate(config: TrainConfig) -> tuple[int, int]:
+    """(workers on this machine, bytes they and the noise table will take); (0, 0) when the
+    workers live elsewhere or there are none. config: resolved (workers set)."""
+    run = config.run
+    if run.backend not in WORKER_MIB or (run.backend == "ray" and run.ray_address is not None):
+        return 0, 0
+    table = 4 * run.noise_table_size if config.strategy.exploration == "gaussian" else 0
+    return run.workers, run.workers * WORKER_MIB[run.backend] * MIB + table
+
+
+def check_workers_fit(config: TrainConfig, available: int | None = None) -> None:
+    """ConfigError stating the estimate when the run's workers would not fit in the memory
+    available (default: MemAvailable now; nothing is checked when it cannot be read)."""
+    n, need = workers_estimate(config)
+    available = available_memory() if available is None else available
+    if not n or available is None or need <= available:
+        return
+    per = WORKER_MIB[config.run.backend]
+    table = need - n * per * MIB
+    fit = max(0, (available - table) // (per * MIB))
+    backend = "mp workers" if config.run.backend == "mp" else "local Ray actors"
+    raise ConfigError(
+        f"{n} {backend} would need about {_size(need)} of memory ({per} MiB each"
+        + (f" + {_size(table)} for the noise table, once" if table else "")
+        + f"), but {_size(available)} is available (MemAvailable): "
+        + (f"at most {fit} fit" if fit else "not even one fits"))
