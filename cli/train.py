@@ -131,8 +131,14 @@ def progress_line(row: dict, info: dict) -> str:
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress lines")
 @click.option("--no-plot", is_flag=True, help="skip plot.png at the end")
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
+              help="also write TensorBoard events into DIR/<run name> (es-compact[tensorboard])")
+@click.option("--wandb", "wandb_project", is_flag=False, flag_value="es-compact", default=None,
+              metavar="[PROJECT]", help="also log to Weights & Biases, project PROJECT "
+              "[es-compact] (es-compact[wandb]; WANDB_MODE=offline works offline)")
 @click.pass_context
-def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
+def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_dir,
+          wandb_project, **kw):
     """Train a compact policy with an evolution strategy (--algo: ARS by default).
 
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
@@ -153,6 +159,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     c = trainer.config
     refuse_ignored_settings(ctx, c, trainer.policy.action.discrete)  # named as flags
     trainer.check_settings()  # and what a --config file set, named as fields
+    from es_compact.tracking import trackers, with_trackers
+
+    adapters = trackers(c, run_dir, tensorboard=tensorboard_dir, wandb_project=wandb_project,
+                        wandb=wandb_project is not None)  # a missing package: refused here
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
@@ -168,10 +178,13 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
     resuming = resume and run.has_checkpoint()  # else nothing was trained: start afresh
     click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
                f"{s.algo.upper()} ({flavour}) -> {run_dir}", err=True)
+    printer = None if quiet else (
+        lambda row, info: click.echo(progress_line(row, info), err=True))
     try:
-        summary = trainer.run(None if quiet else
-                              lambda row, info: click.echo(progress_line(row, info), err=True))
+        summary = trainer.run(with_trackers(printer, adapters))
     except KeyboardInterrupt:
+        for a in adapters:
+            a.close()
         if run.has_checkpoint():
             click.echo(f"interrupted; the last checkpoint is in {run.checkpoints}; continue "
                        f"with: es-compact train --resume {shlex.quote(str(run_dir))}", err=True)
@@ -180,7 +193,11 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, **kw):
                        "run the same command again to start afresh", err=True)
         sys.exit(130)
     except TrainingError as exc:
+        for a in adapters:
+            a.close()
         raise click.ClickException(str(exc)) from None
+    for a in adapters:
+        a.finish(summary)
     if not no_plot:
         from es_compact.plotting import plot_runs
 

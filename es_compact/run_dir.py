@@ -48,7 +48,9 @@ from es_compact.state import TrainState, budget_spent
 
 CONFIG, PROGRESS, CHECKPOINTS = "config.json", "progress.csv", "checkpoints"
 FINAL_EVAL, PLOT, EXPERIMENT, LOCK = "final_eval.json", "plot.png", "experiment.json", ".lock"
-RUN_FILES = (CONFIG, PROGRESS, CHECKPOINTS, PLOT, FINAL_EVAL)
+TRACKING = "tracking.json"
+"""What experiment tracking needs across a resume (es_compact.tracking: the W&B run's id)."""
+RUN_FILES = (CONFIG, PROGRESS, CHECKPOINTS, PLOT, FINAL_EVAL, TRACKING)
 """A run's own files: what --overwrite (or a restart) deletes."""
 CHECKPOINT_NAMES = ("best", "latest")
 MODES = ("new", "overwrite", "resume")
@@ -421,6 +423,18 @@ class RunDir:
     def read_experiment(self) -> dict | None:
         path = self.path / EXPERIMENT
         return json.loads(path.read_text()) if path.exists() else None
+
+    def write_tracking(self, record: dict) -> None:
+        checkpoint.atomic_write_text(self.path / TRACKING, json.dumps(record, indent=1))
+
+    def read_tracking(self) -> dict:
+        """The tracking record ({} when there is none or it is unreadable: a tracker then
+        starts a new record, and nothing of the training depends on it)."""
+        try:
+            record = json.loads((self.path / TRACKING).read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def save_state(self, name: str, state: TrainState, config: TrainConfig,
                    num_params: int) -> None:
