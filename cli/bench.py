@@ -176,3 +176,93 @@ def checkpoint(env_id, arch, iterations, rounds, every, out):
                f"{every:g} s: {row['speedup']:.2f}x (rounds: {row['speedup_per_round']}); "
                f"same θ: {row['same_theta']}")
     click.echo(f"appended 1 row to {out}")
+
+
+def _counts(text: str, flag: str) -> list[int]:
+    """'2,4,8' -> [2, 4, 8]: positive integers, each once."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        from es_compact.errors import ConfigError
+
+        raise ConfigError(f"{flag} takes a comma-separated list of positive integers, got "
+                          f"{text!r}")
+    return sorted(set(values))
+
+
+@bench.command()
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["mp", "ray"]),
+              help="repeatable  [default: mp and ray]")
+@click.option("--workers", default="2,4,8,16,32,64", show_default=True,
+              help="worker counts (comma-separated)")
+@click.option("--directions", default="8,64,230,1000", show_default=True,
+              help="directions N per iteration (comma-separated)")
+@click.option("--shape", "shapes", multiple=True, type=click.Choice(["humanoid", "halfcheetah"]),
+              help="the stand-in's spaces (repeatable)  [default: both]")
+@click.option("--episode-ms", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True, help="the stand-in's episode: a sleep of this many ms")
+@click.option("--iterations", type=COUNT, default=3, show_default=True,
+              help="timed iterations per point, after one warm-up (the median is kept)")
+@click.option("--limit-directions", default="230,1000", show_default=True,
+              help="N for which the worker limits are extrapolated (comma-separated)")
+@click.option("--episode-steps", type=COUNT, default=1000, show_default=True,
+              help="at least this many steps of each real environment are timed (whole "
+                   "episodes; the cost per step is scaled to a 1000-step episode)")
+@click.option("--label", default="", help="a word stored in every row (e.g. before, after)")
+@click.option("--out", default="results/bench_driver.csv", show_default=True)
+def driver(backends, workers, directions, shapes, episode_ms, iterations, limit_directions,
+           episode_steps, label, out):
+    """The driver's time per iteration (ask, dispatch, gather, merge, tell) with rollouts that
+    cost a sleep, for mp and Ray from 2 workers up and N from 8 to 1000; bytes per iteration;
+    and from linear fits of these, the worker count at which the driver would take more than
+    5 % of an iteration with HalfCheetah's and Humanoid's measured episode costs."""
+    from es_compact.bench import driver as drv
+
+    # Checked before the measurements, which take many minutes.
+    workers_list = _counts(workers, "--workers")
+    directions_list = _counts(directions, "--directions")
+    limit_list = _counts(limit_directions, "--limit-directions")
+    backends = list(dict.fromkeys(backends)) or ["mp", "ray"]
+    shapes = list(dict.fromkeys(shapes)) or ["humanoid", "halfcheetah"]
+    if "ray" in backends:
+        from es_compact.backends.ray_backend import _import_ray
+
+        _import_ray()
+    check_csv(out)
+    t0 = time.perf_counter()
+    rows = drv.run(shapes, backends, workers_list, directions_list, episode_ms / 1e3,
+                   iterations, limit_list, episode_steps, label,
+                   log=lambda text: click.echo(text, err=True))
+    append_rows(out, rows, run_metadata(time.perf_counter() - t0))
+    points = [r for r in rows if r["case"] == "point"]
+    click.echo(f"measured at load {rows[0]['load_1min_start']:.2f}-"
+               f"{rows[0]['load_1min_end']:.2f} (1-minute average, start-end), "
+               f"{episode_ms:g} ms episodes")
+    for r in rows:
+        if r["case"] == "episode":
+            click.echo(f"{r['env']}: {r['step_us']:.1f} us per step, a 1000-step episode "
+                       f"{r['episode_s'] * 1e3:.0f} ms (timed over {r['steps_timed']} steps, "
+                       f"{r['episodes']} episode(s))")
+    click.echo("driver CPU time per iteration by phase (ms; bg: Ray's own threads), the "
+               "driver's wall time, the iteration's, and bytes per iteration:")
+    click.echo(f"{'shape':<11} {'backend':<7} {'W':>3} {'N':>5} " + " ".join(
+        f"{p[:8]:>8}" for p in drv.PHASES) + f" {'bg':>6} {'cpu':>8} {'wall':>8} {'iter':>8} "
+        f"{'sent':>10} {'received':>10}")
+    for r in points:
+        click.echo(f"{r['shape']:<11} {r['backend']:<7} {r['workers']:>3} {r['directions']:>5} "
+                   + " ".join(f"{r[p + '_cpu_ms']:>8.2f}" for p in drv.PHASES)
+                   + f" {r['background_cpu_ms']:>6.2f} {r['driver_cpu_ms']:>8.2f} "
+                   f"{r['driver_ms']:>8.2f} {r['iteration_ms']:>8.1f} "
+                   f"{r['bytes_sent']:>10,} {r['bytes_received']:>10,}")
+    limits = [r for r in rows if r["case"] == "limit"]
+    if not limits:
+        click.echo("no worker limits: extrapolating needs at least two worker counts and two "
+                   "values of N")
+    for r in limits:
+        click.echo(f"{r['backend']:<4} {r['env']:<15} N={r['directions']:<5} "
+                   f"E={r['episode_s']:.3f} s: driver > 5 % of an iteration from "
+                   f"{r['workers_at_5pct']} workers; at 512: {r['share_at_512']:.1%} "
+                   f"({r['driver_ms_at_512']:.1f} ms CPU)")
+    click.echo(f"appended {len(rows)} rows to {out}")
