@@ -136,6 +136,7 @@ def _hang_once_run(tmp_path, monkeypatch, backend: str, caplog):
     """An undisturbed run (marker present) and one whose first rollout to reach step 5 hangs
     (marker absent): the same θ and rows, and the hang named in one warning."""
     env, marker = _hang_once_env(monkeypatch)
+    monkeypatch.setenv("PYTHONPATH", str(HERE))  # for the Ray workers a local Ray starts
     kw = dict(iterations=3, env=env, rollout_timeout=2.0)
     marker.touch()
     Trainer(config(backend, 2, **kw), tmp_path / "undisturbed").run()
@@ -336,19 +337,25 @@ def test_killed_fork_server_and_worker_are_one_line_each(tmp_path):
     assert json.loads(out)["replaced_workers"] == 1
 
 
+@pytest.mark.parametrize("backend", ["mp", pytest.param("ray", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig):
-    before = _spawned_workers()
+def test_interrupt_checkpoints_and_leaves_no_orphans(tmp_path, sig, backend):
+    """Ctrl-C or `kill PID`, on mp and Ray alike: a checkpoint, the line that says how to go
+    on, exit 130, no traceback or crash dump, and no worker (or Ray process) left behind."""
+    procs = _spawned_workers if backend == "mp" else _ray_processes
+    before = procs()
     out = tmp_path / "run"
-    returncode, err = _train_then_signal(out, "mp", sig)
+    returncode, err = _train_then_signal(out, backend, sig)
     assert returncode == 130, err
-    assert "resume with" in err or "--resume" in err
+    assert "interrupted; the last checkpoint is in" in err
+    assert f"continue with: es-compact train --resume {out}" in err
+    assert "Traceback" not in err and "SIGTERM received" not in err, err
     arrays, meta = checkpoint.load(out / "checkpoints", "latest")
     assert meta["iteration"] >= 2
-    deadline = time.time() + 10
-    while _spawned_workers() - before and time.time() < deadline:
+    deadline = time.time() + 30
+    while procs() - before and time.time() < deadline:
         time.sleep(0.2)
-    assert not (_spawned_workers() - before)
+    assert not (procs() - before)
 
 
 def test_ray_missing_is_a_clear_error(tmp_path):
@@ -363,39 +370,85 @@ def test_ray_missing_is_a_clear_error(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+class _LoopbackCluster:
+    """A real Ray cluster on 127.0.0.1, one CPU a node, started with `ray start`; node
+    health checks every 0.5 s so that a lost node is declared dead within seconds. Only its
+    own processes are stopped at the end (found by a marker in their environment), never
+    another Ray's."""
+
+    def __init__(self):
+        import shutil
+
+        self.ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
+        self.port = 27000 + os.getpid() % 1000
+        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: unix socket paths
+        # The marker finds every process of this cluster, whatever name Ray gives it.
+        self.env = {**os.environ, "ES_COMPACT_TEST_CLUSTER": self.temp,
+                    "RAY_AUTH_MODE": "token", "RAY_health_check_period_ms":
+                    "500", "RAY_health_check_timeout_ms": "1000",
+                    "RAY_health_check_failure_threshold": "3"}
+        self.address = f"127.0.0.1:{self.port}"
+
+    def start(self, head: bool = False) -> int:
+        """Start the head or one more node; the pid of its raylet."""
+        before = _processes(self.temp.encode()) & _processes(b"raylet")
+        where = (["--head", "--port", str(self.port), "--include-dashboard", "false"] if head
+                 else ["--address", self.address])
+        subprocess.run([self.ray_bin, "start", *where, "--num-cpus", "1", "--node-ip-address",
+                        "127.0.0.1", "--temp-dir", self.temp], env=self.env, check=True,
+                       capture_output=True, timeout=180)
+        new = (_processes(self.temp.encode()) & _processes(b"raylet")) - before
+        assert len(new) == 1, new
+        return new.pop()
+
+    def processes(self) -> set[int]:
+        """This cluster's processes: a marker in their environment or, for the agents Ray
+        starts with an environment of its own, their log files in its temp directory."""
+        marker, temp = f"ES_COMPACT_TEST_CLUSTER={self.temp}".encode(), self.temp + "/"
+        pids = set()
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit() or int(p.name) == os.getpid():
+                continue
+            try:
+                if marker in (p / "environ").read_bytes().split(b"\0") or any(
+                        os.readlink(fd).startswith(temp) for fd in (p / "fd").iterdir()):
+                    pids.add(int(p.name))
+            except OSError:
+                continue
+        return pids
+
+    def stop(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.processes():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(2)
+
+
 @pytest.mark.slow
 def test_real_two_node_ray_cluster_on_loopback(tmp_path):
     """A Ray head and a second node on 127.0.0.1, one CPU each; two iterations through the
     CLI with --ray-address; both nodes must have run rollout chunks."""
-    import json
-    import shutil
-
-    ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    port = 26000 + os.getpid() % 1000
-    head = [ray_bin, "start", "--head", "--port", str(port), "--num-cpus", "1",
-            "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
-            # a short path: Ray's unix sockets live under it (limit ~107 bytes)
-            "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp")]
-    node = [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
-            "--node-ip-address", "127.0.0.1"]
+    cluster = _LoopbackCluster()
     try:
-        subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
-        subprocess.run(node, env=env, check=True, capture_output=True, timeout=180)
+        cluster.start(head=True)
+        cluster.start()
         res = subprocess.run(
             [sys.executable, "-m", "es_compact_cli", "train", "--env", "InvertedPendulum-v4",
              "--arch", "kama", "--hidden", "8", "--rotations", "12", "--directions", "8",
              "--iterations", "2", "--backend", "ray", "--workers", "2", "--ray-address",
-             f"127.0.0.1:{port}", "--noise-table-size", "200000", "--out",
-             str(tmp_path / "run"), "--no-plot"], env=env, capture_output=True, text=True,
-            timeout=600)
+             cluster.address, "--noise-table-size", "200000", "--out",
+             str(tmp_path / "run"), "--no-plot"], env=cluster.env, capture_output=True,
+            text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert summary["iterations"] == 2
         assert len(summary["chunks_per_node"]) == 2, summary
         assert all(n > 0 for n in summary["chunks_per_node"].values())
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        cluster.stop()  # its own processes only: `ray stop` would stop every Ray here
 
 
 # Non-default settings: the fast steps read the instance's own weights, ranges and flags.
@@ -507,19 +560,6 @@ def _ray_processes() -> set[int]:
     return _processes(b"raylet", b"gcs_server", b"default_worker.py")
 
 
-@pytest.mark.slow
-def test_interrupted_ray_run_leaves_no_ray_processes(tmp_path):
-    before = _ray_processes()
-    out = tmp_path / "run"
-    returncode, err = _train_then_signal(out, "ray", signal.SIGINT)
-    assert returncode == 130, err
-    assert checkpoint.load(out / "checkpoints", "latest")[1]["iteration"] >= 2
-    deadline = time.time() + 30
-    while _ray_processes() - before and time.time() < deadline:
-        time.sleep(0.5)
-    assert not (_ray_processes() - before)
-
-
 @pytest.mark.parametrize("n,workers", [(1, 1), (7, 2), (32, 2), (32, 3), (100, 4), (5, 8)])
 def test_split_tasks_is_guided(n, workers):
     tasks = list(range(n))
@@ -535,20 +575,44 @@ def test_split_tasks_is_guided(n, workers):
 
 @pytest.mark.slow
 def test_ray_dashboard_only_when_asked(tmp_path):
-    """A local Ray starts without its dashboard unless --ray-dashboard is given."""
-    import json
-
+    """A local Ray starts without its dashboard unless --ray-dashboard is given, and then
+    serves it on 127.0.0.1 only; the token file Ray writes for it is its owner's only (a
+    HOME of the test's own, so Ray writes a new one)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     for flag, wanted in (([], False), (["--ray-dashboard"], True)):
         out = tmp_path / f"dash{wanted}"
         res = subprocess.run(
             [sys.executable, "-m", "es_compact_cli", "train", "--env", "InvertedPendulum-v4",
              "--arch", "linear", "--backend", "ray", "--workers", "1", "--directions", "2",
              "--iterations", "1", "--noise-table-size", "10000", "--out", str(out), "--quiet",
-             "--no-plot", *flag], capture_output=True, text=True, timeout=300)
+             "--no-plot", *flag], capture_output=True, text=True, timeout=300, env=env)
         assert res.returncode == 0, res.stderr
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert bool(summary["dashboard_url"]) is wanted, summary
+        assert not wanted or summary["dashboard_url"].startswith("127.0.0.1:"), summary
         assert json.loads((out / "config.json").read_text())["run"]["ray_dashboard"] is wanted
+        token = home / ".ray" / "auth_token"
+        assert token.stat().st_mode & 0o777 == 0o600, oct(token.stat().st_mode)
+
+
+def test_ray_dashboard_without_its_packages_is_one_line(tmp_path):
+    """Without ray[default], --ray-dashboard fails in one line naming the extra, before Ray
+    starts (its own error is a 63-line traceback)."""
+    code = ("import sys; sys.modules['ray.dashboard.optional_deps'] = None\n"
+            "from es_compact_cli.main import main\n"
+            f"sys.argv = ['es-compact', 'train', '--env', 'InvertedPendulum-v4', '--backend', "
+            f"'ray', '--ray-dashboard', '--iterations', '1', '--out', r'{tmp_path / 'r'}']\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines()[-1].startswith(
+        "error: --ray-dashboard needs Ray's dashboard packages (")
+    assert "pip install 'es-compact[ray-dashboard]'" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_mp_backend_refuses_bad_worker_counts_with_a_config_error():
@@ -648,3 +712,61 @@ def test_an_entry_point_environment_still_builds(monkeypatch):
         steps += 1
     assert steps == 7
     env.close()
+
+
+@pytest.mark.slow
+def test_lost_ray_node_run_goes_on_and_uses_a_node_that_joins(tmp_path):
+    """Two nodes on loopback, 2 workers; the second node's raylet is SIGKILLed mid-run: one
+    line says the run goes on with 1 of 2 workers, it does, a node that joins is used again
+    (one line), and θ and every progress row equal an undisturbed run's."""
+    cluster = _LoopbackCluster()
+    out = tmp_path / "run"
+    try:
+        cluster.start(head=True)
+        node = cluster.start()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4",
+             "--max-episode-steps", "100", "--arch", "kama", "--hidden", "8", "--rotations",
+             "12", "--directions", "8", "--top", "4", "--eval-every", "2", "--eval-episodes",
+             "3", "--iterations", "100000", "--backend", "ray", "--workers", "2",
+             "--ray-address", cluster.address, "--noise-table-size", "200000", "--out",
+             str(out), "--no-plot"], env=cluster.env, stderr=subprocess.PIPE, text=True)
+        seen, notes = [], []
+
+        def until(pred, timeout=240):
+            end = time.time() + timeout
+            for line in proc.stderr:
+                seen.append(line)
+                if not line.startswith(("it ", "training ")):
+                    notes.append(line.strip())
+                if pred(line) or time.time() > end:
+                    return line
+            raise AssertionError("".join(seen))
+
+        until(lambda ln: ln.startswith("it    2"))
+        os.kill(node, signal.SIGKILL)
+        t_lost = time.time()
+        until(lambda ln: "node lost" in ln)
+        lost_after = time.time() - t_lost
+        n_it = sum(ln.startswith("it ") for ln in seen)
+        until(lambda ln: ln.startswith("it ") and sum(x.startswith("it ") for x in seen)
+              >= n_it + 3)  # it goes on with one worker
+        cluster.start()
+        until(lambda ln: "all 2 workers running again" in ln)
+        n_it = sum(ln.startswith("it ") for ln in seen)
+        until(lambda ln: ln.startswith("it ") and sum(x.startswith("it ") for x in seen)
+              >= n_it + 3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, "".join(seen) + err
+    finally:
+        if "proc" in locals() and proc.poll() is None:
+            proc.kill()
+        cluster.stop()
+    assert notes == ["WARNING: node lost: continuing on 1 of 2 workers",
+                     "WARNING: all 2 workers running again"], notes
+    assert lost_after < 60
+    iterations = checkpoint.load(out / "checkpoints", "latest")[1]["iteration"]
+    Trainer(config(iterations=iterations, env="HalfCheetah-v4", steps=100),
+            tmp_path / "undisturbed").run()
+    assert_same(outcome(tmp_path / "undisturbed"), outcome(out))

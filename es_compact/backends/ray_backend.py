@@ -4,21 +4,34 @@
 - Per iteration the Broadcast is put once and passed by reference; chunks of tasks
   (base.split_tasks) go to actors as they become free, and results are put back in task
   order.
-- An actor that dies (killed process, lost node) is replaced and its chunk is run again.
-- ``address``: None starts a local Ray with one CPU per worker (dashboard off); 'auto' or
-  HOST:PORT joins a running cluster (checked with a plain TCP connection first, so an
-  unreachable address fails within seconds instead of hanging).
+- An actor that dies (killed process, lost node) is replaced and its chunk is run again by
+  another. The replacement is asked for and never waited for: when its node was lost and no
+  other has room, the run goes on with the actors it has (one warning line, "node lost:
+  continuing on 1 of 2 workers"), and the replacement joins when Ray can place it (a node
+  joined again). An actor past its chunk's deadline (base.Deadlines) is killed and replaced
+  the same way; base.Schedule retries its tasks.
+- ``address``: None starts a local Ray with one CPU per worker (dashboard off; on, on
+  127.0.0.1 only, with ``include_dashboard``) and tightens the permissions of the token file
+  Ray writes for it; 'auto' or HOST:PORT joins a running cluster (checked with a plain TCP
+  connection first, so an unreachable address fails within seconds instead of hanging).
+- ``ray.init`` replaces the driver's SIGTERM handler (with one that exits 15, and a C++ crash
+  dump); the one in place before is put back, so SIGTERM stops a Ray run as it stops an mp
+  run (the CLI: a checkpoint, "interrupted; continue with ...", exit 130).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import signal
 import socket
+import stat
+import threading
 import time
-from collections import deque
+from pathlib import Path
 
-from es_compact.backends.base import Backend, split_tasks
+from es_compact.backends.base import Backend, Deadlines, Schedule, describe_chunk
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
@@ -26,10 +39,18 @@ from es_compact.rollout import RolloutWorker
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
+START_WAIT_S = 120.0
+"""How long start() waits for every actor to be placed before going on with those that are."""
+LOCAL_HOST = "127.0.0.1"
 
 
 class RayUnavailable(ESCompactError):
     """Ray is not installed or the cluster cannot be reached."""
+
+
+class RayWorkerError(ESCompactError):
+    """A Ray actor failed to build its environment or policy (a bug or a bad setting, which
+    another actor would repeat)."""
 
 
 def _import_ray():
@@ -39,6 +60,16 @@ def _import_ray():
         raise RayUnavailable("the ray backend needs Ray: pip install 'ray>=2.9' (or use "
                              "--backend mp)") from None
     return ray
+
+
+def check_dashboard_packages() -> None:
+    """RayUnavailable, in one line naming the extra, when Ray's dashboard cannot start."""
+    try:
+        import ray.dashboard.optional_deps  # noqa: F401  (what Ray itself checks)
+    except ImportError as exc:
+        raise RayUnavailable(f"--ray-dashboard needs Ray's dashboard packages ({exc}): pip "
+                             "install 'es-compact[ray-dashboard]' (or leave the dashboard "
+                             "off)") from None
 
 
 def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -53,6 +84,23 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise RayUnavailable(f"cannot reach a Ray cluster at {address}: {exc}") from None
 
 
+def token_path() -> Path:
+    """Where Ray keeps the token of token authentication (RAY_AUTH_TOKEN_PATH, else
+    ~/.ray/auth_token)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _restrict_token_file() -> None:
+    """Ray writes its token readable by everyone (0644): make it its owner's only."""
+    path = token_path()
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO) and path.stat().st_uid == os.getuid():
+            path.chmod(stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        pass  # no token file (authentication off), or not ours to change
+
+
 class _ActorImpl:
     """The body of a Ray actor: a RolloutWorker built once."""
 
@@ -64,10 +112,11 @@ class _ActorImpl:
             table = NoiseTable(ray.get(table_ref[0]))  # zero-copy view of the object store
         self.worker = RolloutWorker(TrainConfig.from_dict(config_dict), table)
 
-    def node(self) -> str:
+    def node(self) -> tuple[str, int | None]:
+        """(node id, the environment's step limit): asked once, when the actor is ready."""
         import ray
 
-        return ray.get_runtime_context().get_node_id()
+        return ray.get_runtime_context().get_node_id(), self.worker.episode_limit
 
     def run(self, broadcast, tasks):
         return self.worker.run(broadcast, tasks)
@@ -92,93 +141,114 @@ class RayBackend(Backend):
         self.address = address
         self.include_dashboard = include_dashboard
         self.actors: list = []
+        self._nodes: list[str | None] = []
+        """Each slot's node id; None while its actor is not placed yet."""
+        self._starting: dict = {}  # node() ref of an actor not ready yet -> slot
         self.replaced_workers = 0
+        self.lost_nodes: set[str] = set()
+        self.timed_out_chunks = 0
         self.nodes_used: set[str] = set()
         self.chunks_per_node: dict[str, int] = {}
         self.bytes_sent = 0
         self.transit_seconds = 0.0
         """Worker-seconds per chunk outside its tasks (submit to result, minus task time)."""
         self.dashboard_url: str | None = None
+        self.deadlines = Deadlines()
         self._started_ray = False
+        self._short_of = 0  # workers missing when that was last announced
+
+    # Life cycle -------------------------------------------------------------------------------
 
     def start(self, config: TrainConfig, table: NoiseTable | None) -> None:
         ray = _import_ray()
         if self.address not in (None, "auto"):
             check_address(self.address)
         if not ray.is_initialized():
-            kwargs = {"include_dashboard": self.include_dashboard, "log_to_driver": False,
-                      "configure_logging": False}
-            if self.address is None:
-                kwargs["num_cpus"] = self.n_workers
-            else:
-                kwargs["address"] = self.address
-            try:
-                context = ray.init(**kwargs)
-            except ConnectionError as exc:
-                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: "
-                                     f"{exc}") from None
-            self._started_ray = True
-            if self.include_dashboard:
-                self.dashboard_url = getattr(context, "dashboard_url", None) or None
+            self._init(ray)
         self._ray = ray
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_ActorImpl)
         self._config_dict = config.to_dict()
+        self.deadlines = Deadlines(config.run.rollout_timeout)
         # Wrapped in a list so Ray passes the reference itself, not the resolved array.
         self._table_ref = [ray.put(table.table)] if table is not None else None
-        self.actors = [self._new_actor() for _ in range(self.n_workers)]
-        self._nodes = ray.get([a.node.remote() for a in self.actors])
-        self.nodes_used = set(self._nodes)
+        self.actors = [None] * self.n_workers
+        self._nodes = [None] * self.n_workers
+        for slot in range(self.n_workers):
+            self._start_actor(slot)
+        done, _ = ray.wait(list(self._starting), num_returns=len(self._starting),
+                           timeout=START_WAIT_S)
+        for ref in done:
+            self._started(ref)
+        self._announce()
 
-    def _new_actor(self):
-        return self._actor_cls.remote(self._config_dict, self._table_ref)
+    def _init(self, ray) -> None:
+        kwargs = {"include_dashboard": self.include_dashboard, "log_to_driver": False,
+                  "configure_logging": False}
+        if self.address is None:
+            if self.include_dashboard:
+                check_dashboard_packages()
+            # Ray binds its own servers where it decides (2.60: every interface, token
+            # authentication on); the dashboard is the one it lets us keep on loopback.
+            kwargs.update(num_cpus=self.n_workers, dashboard_host=LOCAL_HOST)
+        else:
+            kwargs["address"] = self.address
+        main = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main else None
+        try:
+            context = ray.init(**kwargs)
+        except ConnectionError as exc:
+            raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: "
+                                 f"{exc}") from None
+        finally:
+            if main and sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
+        self._started_ray = True
+        if self.address is None:
+            _restrict_token_file()
+        if self.include_dashboard:
+            self.dashboard_url = getattr(context, "dashboard_url", None) or None
 
-    def run(self, broadcast, tasks):
-        ray = self._ray
+    def _start_actor(self, slot: int) -> None:
+        """Ask for slot's actor; it joins the pool when Ray has placed it (_started)."""
+        actor = self._actor_cls.remote(self._config_dict, self._table_ref)
+        self.actors[slot] = actor
+        self._nodes[slot] = None
+        self._starting[actor.node.remote()] = slot
+
+    def _started(self, ref) -> int | None:
+        """The slot whose actor is now ready, or None if it died while starting (then a
+        replacement is asked for)."""
         from ray.exceptions import RayActorError
 
-        bc_ref = ray.put(broadcast)
-        chunks = split_tasks(tasks, self.n_workers)
-        # What goes out, as pickled: the broadcast once (object store), then each chunk.
-        self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
-            len(pickle.dumps(c, protocol=5)) for c in chunks)
-        pending = deque(range(len(chunks)))
-        results: list = [None] * len(chunks)
-        idle = list(range(len(self.actors)))
-        busy: dict = {}
-        while pending or busy:
-            while pending and idle:
-                slot, cid = idle.pop(), pending.popleft()
-                sent_at = time.perf_counter()
-                ref = self.actors[slot].run.remote(bc_ref, chunks[cid])
-                busy[ref] = (slot, cid, sent_at)
-            done, _ = ray.wait(list(busy), num_returns=1)
-            ref = done[0]
-            slot, cid, sent_at = busy.pop(ref)
-            try:
-                results[cid] = ray.get(ref)
-                self.transit_seconds += time.perf_counter() - sent_at - sum(
-                    r.busy_seconds for r in results[cid])
-                node = self._nodes[slot]
-                self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
-            except RayActorError as exc:
-                log.warning("Ray actor %d died (%s); starting a replacement and re-running "
-                            "chunk %d", slot, type(exc).__name__, cid)
-                self.actors[slot] = self._new_actor()
-                self._nodes[slot] = ray.get(self.actors[slot].node.remote())
-                self.replaced_workers += 1
-                pending.appendleft(cid)
-            idle.append(slot)
-        return [r for chunk in results for r in chunk]
+        slot = self._starting.pop(ref)
+        try:
+            node, limit = self._ray.get(ref)
+        except RayActorError as exc:
+            if getattr(exc, "actor_init_failed", False):  # its environment or policy failed
+                message = (getattr(exc, "error_msg", "") or str(exc)).strip().splitlines()
+                raise RayWorkerError(f"a Ray worker could not start: {message[-1]}") from None
+            self._start_actor(slot)  # it died (its node with it): ask for another
+            return None
+        self._nodes[slot] = node
+        self.nodes_used.add(node)
+        self.deadlines.episode_limit = limit
+        return slot
 
-    def worker_pids(self) -> list[int]:
-        return self._ray.get([a.pid.remote() for a in self.actors])
+    @property
+    def ready_workers(self) -> int:
+        return sum(n is not None for n in self._nodes)
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
-                "transit_seconds": round(self.transit_seconds, 3),
-                "chunks_per_node": dict(self.chunks_per_node),
-                "dashboard_url": self.dashboard_url,
-                "replaced_workers": self.replaced_workers}
+    def _announce(self, lost: bool = False) -> None:
+        """One line when the pool shrinks below (a node lost, or too little room at the
+        start), or grows back to, its size."""
+        ready, n = self.ready_workers, self.n_workers
+        if ready < n and (lost or ready < n - self._short_of):
+            log.warning("%s: continuing on %d of %d workers", "node lost" if lost else
+                        "not every Ray worker could be placed", ready, n)
+            self._short_of = n - ready
+        elif self._short_of and ready == n:
+            log.warning("all %d workers running again", n)
+            self._short_of = 0
 
     def close(self) -> None:
         if not self.actors and not self._started_ray:
@@ -190,6 +260,107 @@ class RayBackend(Backend):
             except Exception:  # already dead
                 pass
         self.actors = []
+        self._starting = {}
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+    # One iteration ----------------------------------------------------------------------------
+
+    def run(self, broadcast, tasks):
+        ray = self._ray
+        bc_ref = ray.put(broadcast)
+        sched = Schedule(tasks, self.n_workers, self.deadlines)
+        # What goes out, as pickled: the broadcast once (object store), then each chunk.
+        self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
+            len(pickle.dumps(c.tasks, protocol=5)) for c in sched.chunks)
+        idle = [s for s in range(self.n_workers) if self._nodes[s] is not None]
+        busy: dict = {}  # ref -> (slot, chunk id, sent at, deadline)
+        while sched:
+            while sched.pending and idle:
+                slot, cid = idle.pop(), sched.next()
+                ref = self.actors[slot].run.remote(bc_ref, sched.tasks_of(cid))
+                now = time.monotonic()
+                busy[ref] = (slot, cid, time.perf_counter(), now + sched.deadline(cid))
+            timeout = (max(0.0, min(b[3] for b in busy.values()) - time.monotonic())
+                       if busy else None)
+            done, _ = ray.wait([*busy, *self._starting], num_returns=1, timeout=timeout)
+            for ref in done:
+                if ref in self._starting:
+                    slot = self._started(ref)
+                    if slot is not None:
+                        idle.append(slot)
+                        self._announce()
+                else:
+                    slot = self._finished(ref, busy.pop(ref), sched)
+                    if slot is not None:
+                        idle.append(slot)
+            now = time.monotonic()
+            for ref in [r for r, b in busy.items() if b[3] <= now]:
+                self._timed_out(busy.pop(ref), sched)
+        return sched.results()
+
+    def _finished(self, ref, entry, sched: Schedule) -> int | None:
+        """Take a chunk's results; the slot, free again (None: its actor died)."""
+        from ray.exceptions import RayActorError
+
+        slot, cid, sent_at, _ = entry
+        try:
+            results = self._ray.get(ref)
+        except RayActorError as exc:
+            self._lost(slot, cid, exc)
+            sched.lost(cid)
+            return None
+        self.transit_seconds += time.perf_counter() - sent_at - sum(
+            r.busy_seconds for r in results)
+        node = self._nodes[slot]
+        self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
+        sched.done(cid, results)
+        return slot
+
+    def _lost(self, slot: int, cid: int, exc: Exception) -> None:
+        node = self._nodes[slot]
+        self.replaced_workers += 1
+        self._start_actor(slot)
+        if node is not None and not self._node_alive(node):
+            if node not in self.lost_nodes:  # one line a node, however many actors it had
+                self.lost_nodes.add(node)
+                self._announce(lost=True)
+            else:
+                self._short_of = self.n_workers - self.ready_workers
+        else:
+            log.warning("Ray actor %d died (%s); starting a replacement and re-running "
+                        "chunk %d", slot, type(exc).__name__, cid)
+
+    def _timed_out(self, entry, sched: Schedule) -> None:
+        slot, cid, _, _ = entry
+        seconds = sched.deadline(cid)
+        what = describe_chunk(sched.tasks_of(cid))
+        try:
+            self._ray.kill(self.actors[slot], no_restart=True)
+        except Exception:  # already dead
+            pass
+        outcome = sched.timed_out(cid, seconds)
+        self.timed_out_chunks += 1
+        self.replaced_workers += 1
+        self._start_actor(slot)
+        log.warning("Ray actor %d passed its %.3g s deadline on %s; killed it, %s; starting "
+                    "a replacement", slot, seconds, what, outcome)
+
+    def _node_alive(self, node: str) -> bool:
+        try:
+            return any(n.get("NodeID") == node and n.get("Alive") for n in self._ray.nodes())
+        except Exception:  # cannot tell: treat it as an actor's death
+            return True
+
+    def worker_pids(self) -> list[int]:
+        return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
+                "transit_seconds": round(self.transit_seconds, 3),
+                "chunks_per_node": dict(self.chunks_per_node),
+                "dashboard_url": self.dashboard_url,
+                "replaced_workers": self.replaced_workers,
+                "lost_nodes": len(self.lost_nodes),
+                "timed_out_chunks": self.timed_out_chunks}
