@@ -56,8 +56,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _json_sha256(record: dict) -> str:
-    """SHA-256 of a record's scalars (without json_sha256), as they read back from the json."""
+def json_sha256(record: dict) -> str:
+    """SHA-256 of a record's scalars (without json_sha256), as they read back from the json:
+    what a checkpoint's json records as its 'json_sha256'. Code that edits a checkpoint's
+    scalars on purpose (a test marking one) records it anew, or the edit reads as damage."""
     body = {k: v for k, v in record.items() if k != "json_sha256"}
     canonical = json.dumps(json.loads(json.dumps(body)), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -114,7 +116,7 @@ def save(directory: str | Path, name: str, arrays: dict[str, np.ndarray], meta: 
                 kept.add(npz_path(directory, previous(name)).name)
         record = {"format": FORMAT, **meta, "npz": npz.name, "npz_sha256": sha,
                   "npz_bytes": size}
-        record["json_sha256"] = _json_sha256(record)
+        record["json_sha256"] = json_sha256(record)
         atomic_write_text(directory / f"{name}.json",
                           json.dumps(record, indent=1, sort_keys=True))
     except Exception:
@@ -186,7 +188,7 @@ def _read_json(meta_path: Path) -> dict:
                               f"JSON: {exc}; {len(raw)} bytes)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} is not an es-compact checkpoint")
-    if "json_sha256" in meta and meta["json_sha256"] != _json_sha256(meta):
+    if "json_sha256" in meta and meta["json_sha256"] != json_sha256(meta):
         raise CheckpointError(f"checkpoint {meta_path} is corrupted (checksum mismatch of "
                               "its scalars)")
     return meta

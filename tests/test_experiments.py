@@ -435,6 +435,7 @@ def test_theorem2_fit_resumes_at_the_start_it_was_in(tmp_path):
     # Mark start 1's saved iteration count: a start that is read back, not refitted, keeps it.
     meta = json.loads((store.directory / "start1.json").read_text())
     meta["start"]["nit"] += 100_000
+    meta["json_sha256"] = checkpoint.json_sha256(meta)  # an edit on purpose, not damage
     (store.directory / "start1.json").write_text(json.dumps(meta))
     lines = []
     resumed, theta_resumed = theorem2.fit(A, 5, **kw, store=store, log=lines.append)
