@@ -10,9 +10,10 @@ Ray; a Ray cluster's (``--ray-address``) live elsewhere, and the serial backend 
 
 from __future__ import annotations
 
+import os
+
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.strategies.cmaes import available_memory
 
 MIB = 2**20
 WORKER_MIB = {"mp": 68, "ray": 116}
@@ -26,6 +27,22 @@ policy, 25M-float noise table) on the 2-core, 24 GiB machine of issue 26, and ro
   the same to 2 MiB: a worker is mostly Python, NumPy, numba and MuJoCo.
 - ray: 115.5 MiB, an actor's private memory on a local Ray (Ray's own processes come on top).
 """
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now: MemAvailable from /proc/meminfo, else os.sysconf's free
+    physical pages; None if neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _size(n: float) -> str:

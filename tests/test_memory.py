@@ -17,9 +17,8 @@ import pytest
 
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.memory import MIB, WORKER_MIB, check_workers_fit, workers_estimate
+from es_compact.memory import MIB, WORKER_MIB, available_memory, check_workers_fit, workers_estimate
 from es_compact.presets import resolve
-from es_compact.strategies.cmaes import available_memory
 from es_compact.trainer import Trainer
 
 GIB = 2**30

@@ -57,13 +57,13 @@ The separable variant (diagonal C, linear time and memory) is in
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.exploration import Plan
+from es_compact.memory import available_memory
 from es_compact.strategies.base import Strategy
 
 BYTES_PER_DIM2 = 6 * 8
@@ -124,22 +124,6 @@ def select(returns_n2: np.ndarray, weights: np.ndarray):
     if len(order) < len(weights):
         w = w / w.sum()
     return order, np.where(minus[order], -1.0, 1.0), w
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now: MemAvailable from /proc/meminfo, else os.sysconf's free
-    physical pages; None if neither can be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 class CMABase(Strategy):
