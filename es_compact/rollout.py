@@ -23,6 +23,7 @@ from es_compact.noise import NoiseTable
 from es_compact.normalizer import RunningStat
 from es_compact.policies import kernels as K
 from es_compact.policies import make_policy
+from es_compact.seed_hash import first_state_word, words
 
 TRAIN, EVAL = 0, 1
 _F64 = np.dtype(np.float64)
@@ -32,6 +33,17 @@ ENV_STREAM, EVAL_STREAM = 0xE5E5, 0xE7A1
 def env_seed(seed: int, iteration: int, index: int, kind: int) -> int:
     stream = ENV_STREAM if kind == TRAIN else EVAL_STREAM
     return int(np.random.SeedSequence([int(seed), iteration, index, stream]).generate_state(1)[0])
+
+
+def env_seeds(seed: int, iteration: int, count: int, kind: int) -> list[int]:
+    """[env_seed(seed, iteration, k, kind) for k in range(count)], bitwise, in one pass of
+    array arithmetic (es_compact.seed_hash) instead of a SeedSequence per index."""
+    if count > 1 << 32:  # an index of two words: not worth an array path
+        return [env_seed(seed, iteration, k, kind) for k in range(count)]
+    stream = ENV_STREAM if kind == TRAIN else EVAL_STREAM
+    index = np.arange(count, dtype=np.uint32)
+    return first_state_word([*words(int(seed)), *words(int(iteration)), index,
+                             *words(stream)]).tolist()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from es_compact.noise import NoiseTable, build_table
 from es_compact.normalizer import RunningStat
 from es_compact.policies import check_applicable, make_policy
 from es_compact.presets import resolve
-from es_compact.rollout import EVAL, TRAIN, Broadcast, Task, env_seed
+from es_compact.rollout import EVAL, TRAIN, Broadcast, Task, env_seed, env_seeds
 from es_compact.run_dir import (
     MODES,
     PROGRESS_COLUMNS,
@@ -177,8 +177,8 @@ class Trainer:
         self.strategy_seconds += time.perf_counter() - t_start
         mean, std = self._frozen_stats(state)
         bc = Broadcast(it, state.theta, mean, std, nu, plan, scale)
-        tasks = [Task(TRAIN, k, env_seed(cfg.run.seed, it, k, TRAIN))
-                 for k in range(plan.count)]
+        tasks = [Task(TRAIN, k, seed)
+                 for k, seed in enumerate(env_seeds(cfg.run.seed, it, plan.count, TRAIN))]
         results = sorted(self.backend.run(bc, tasks), key=lambda r: r.index)
         self.env_seconds += sum(r.env_seconds for r in results)
         self.busy_seconds += sum(r.busy_seconds for r in results)
