@@ -3,11 +3,27 @@
 Statistics are kept as (count, mean, M2) and merged with Chan et al.'s pairwise formula, which
 is exact and stable; the trainer merges per-rollout statistics in direction order, so the result
 does not depend on which worker ran what. The policy sees them frozen within an iteration.
+:meth:`RunningStat.merge_all` merges many in one compiled loop, in the same order and with the
+same floating-point operations as one :meth:`RunningStat.merge` each, so bitwise the same (a
+merge over all of them at once, a tree of sums, would round differently).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _merge_rows(mean, m2, means, m2s, c_mean, c_m2):
+    """Row j merged into (mean, m2) for j = 0, 1, ... in turn, as RunningStat.merge does:
+    mean += (x_j - mean) c_mean[j], m2 = (m2 + m2_j) + (x_j - mean)^2 c_m2[j]."""
+    for j in range(means.shape[0]):
+        a, b = c_mean[j], c_m2[j]
+        for i in range(mean.shape[0]):
+            d = means[j, i] - mean[i]
+            mean[i] = mean[i] + d * a
+            m2[i] = (m2[i] + m2s[j, i]) + (d * d) * b
 
 
 class RunningStat:
@@ -38,6 +54,28 @@ class RunningStat:
         self.mean = self.mean + delta * (count / n)
         self.m2 = self.m2 + m2 + delta**2 * (self.count * count / n)
         self.count = n
+
+    def merge_all(self, counts, means, m2s) -> None:
+        """merge(counts[j], means[j], m2s[j]) for j = 0, 1, ... in turn, bitwise the same, in
+        one compiled loop (the per-row scalars are computed as merge computes them)."""
+        rows, c_mean, c_m2 = [], [], []
+        for j, count in enumerate(counts):
+            if count == 0:
+                continue
+            if self.count == 0:  # the first: taken as it is
+                self.count, self.mean, self.m2 = count, np.array(means[j], float), np.array(
+                    m2s[j], float)
+                continue
+            n = self.count + count
+            rows.append(j)
+            c_mean.append(count / n)
+            c_m2.append(self.count * count / n)
+            self.count = n
+        if rows:
+            self.mean, self.m2 = self.mean.copy(), self.m2.copy()
+            _merge_rows(self.mean, self.m2, np.array([means[j] for j in rows], dtype=float),
+                        np.array([m2s[j] for j in rows], dtype=float), np.array(c_mean),
+                        np.array(c_m2))
 
     @property
     def var(self) -> np.ndarray:

@@ -197,9 +197,9 @@ class Trainer:
         opt_arrays, opt_meta = self.strategy.state()
         self.strategy_seconds += time.perf_counter() - t_tell
         stats = self._stats(state)
-        for r in results:  # direction order: independent of which worker ran what
-            if not r.failed:
-                stats.merge(r.obs_count, r.obs_mean, r.obs_m2)
+        ok = [r for r in results if not r.failed]  # direction order: whoever ran what
+        stats.merge_all([r.obs_count for r in ok], [r.obs_mean for r in ok],
+                        [r.obs_m2 for r in ok])
         new = state.replace(theta=theta, obs=stats.state(), opt_arrays=dict(opt_arrays),
                             opt_meta=dict(opt_meta), iteration=it + 1,
                             timesteps=state.timesteps + int(steps.sum()))

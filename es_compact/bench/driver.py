@@ -225,6 +225,13 @@ class Instrument:
                 acc[1] += e[1] - t[1]
         return timed
 
+    def _marking(self, fn: Callable, key: str) -> Callable:
+        def marked(*a, **k):
+            out = fn(*a, **k)
+            self._mark(key)
+            return out
+        return marked
+
     def _install_backend(self) -> None:
         b = self.backend
         run = b.run
@@ -276,13 +283,8 @@ class Instrument:
 
         def timed_stats(*a, **k):
             rs = stats(*a, **k)
-            merge = rs.merge
-
-            def timed_merge(*b, **kw):
-                merge(*b, **kw)
-                self._mark("merge_end")
-
-            rs.merge = timed_merge
+            for name in ("merge", "merge_all"):  # whichever the trainer calls
+                setattr(rs, name, self._marking(getattr(rs, name), "merge_end"))
             return rs
 
         s.tell, s.state, trainer._stats = timed_tell, timed_state, timed_stats
