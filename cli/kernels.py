@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from es_compact.datasets import DATASETS
 from es_compact.errors import ConfigError
-from es_compact.features import ESTIMATORS
+from es_compact.names import DATASETS, ESTIMATORS
 from es_compact.results import append_rows, check_csv, check_output_file, run_metadata
 from es_compact_cli.bench import bench
 from es_compact_cli.options import COUNT, SEED

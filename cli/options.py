@@ -3,10 +3,15 @@
 A config option takes its default and its help text from the field it sets (es_compact.config),
 so neither is repeated here; the option remembers its (section, field), so a command builds its
 config from the options given without a hand-kept map.
+
+Building the options imports only click and the config dataclasses: the policies (numba) are
+imported by the functions that use them, when a command runs, so `--help` starts quickly
+(tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from collections.abc import Callable
@@ -17,7 +22,6 @@ from click.core import ParameterSource
 
 from es_compact.config import DCNN_INITS, SECTION_TYPES, SQUASH_MODES, PolicyConfig, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.policies import ARCHITECTURES, check_applicable
 from es_compact.settings import field_default, field_help
 
 SEED = click.IntRange(min=0)
@@ -45,9 +49,14 @@ class ConfigOption(click.Option):
         self.to_config = to_config or (lambda v: v)
 
 
+@functools.cache
+def _hints(section: str) -> dict[str, object]:
+    return typing.get_type_hints(SECTION_TYPES[section])  # evaluated once, not per option
+
+
 def _base_type(section: str, name: str) -> type:
     """int, float, str, bool or tuple: the field's annotation without its None."""
-    hint = typing.get_type_hints(SECTION_TYPES[section])[name]
+    hint = _hints(section)[name]
     if isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return typing.get_origin(hint) or hint
@@ -131,6 +140,8 @@ def policy_config(kw: dict) -> PolicyConfig:
     values = {p.config_field[1]: p.to_config(kw.pop(p.name))
               for p in config_params(click.get_current_context())
               if p.config_field[0] == "policy"}
+    from es_compact.policies import ARCHITECTURES
+
     return PolicyConfig(**values).validate(tuple(ARCHITECTURES))
 
 
@@ -149,4 +160,6 @@ def refuse_ignored(ctx: click.Context, applies: dict[str, tuple[bool, str]]) -> 
 def refuse_ignored_settings(ctx: click.Context, config: TrainConfig, discrete: bool) -> None:
     """The library's check (es_compact.policies.check_applicable) of the flags given, named
     as flags: "--rotations applies only to --arch kama; here it would be ignored"."""
+    from es_compact.policies import check_applicable
+
     check_applicable(config, discrete, given=given_fields(ctx), name=flag_namer(ctx))

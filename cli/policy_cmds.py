@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from es_compact.config import TrainConfig
-from es_compact.envs import env_spaces
-from es_compact.policies import make_policy
 from es_compact_cli.options import policy_config, policy_options, refuse_ignored_settings
 
 
@@ -21,6 +19,9 @@ def params(ctx, env_id, show_layers, **kw):
     Counts learned angles, scalars, weights and biases; KAMA rotation planes come from the
     seed and are not parameters.
     """
+    from es_compact.envs import env_spaces
+    from es_compact.policies import make_policy
+
     cfg = policy_config(kw)
     obs_space, act_space = env_spaces(env_id)
     policy = make_policy(cfg, obs_space, act_space, seed=0)

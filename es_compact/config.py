@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field, fields
-
-import numpy as np
 
 from es_compact.errors import ConfigError
 
@@ -32,8 +31,11 @@ SECTIONS = ("env", "policy", "strategy", "run")
 def _plain(v):
     """A NumPy scalar (np.int64 from np.arange, np.float32, np.bool_) as the Python value it
     holds, inside tuples too; anything else unchanged. Configs are written as JSON and
-    compared field by field, which NumPy scalars would break."""
-    if isinstance(v, np.generic):
+    compared field by field, which NumPy scalars would break. NumPy is not imported for this:
+    no NumPy scalar exists before NumPy is, and the CLI builds its options from these classes
+    without paying for NumPy."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(v, np.generic):
         return v.item()
     if isinstance(v, tuple):
         return tuple(_plain(x) for x in v)

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import inspect
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, fields
@@ -26,9 +27,28 @@ def field_docs(cls: type) -> dict[str, str]:
     """The attribute docstring of every field of a config dataclass, as {field: text}.
 
     Python keeps no attribute docstrings at runtime, so the class's source is parsed: a string
-    statement right after an annotated assignment documents that field."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
+    statement right after an annotated assignment documents that field. A class at the top of
+    its module is found in one parse of the module, shared by its neighbours (the CLI reads
+    every section's docs when it starts); any other class is parsed from its own source."""
+    if "." not in cls.__qualname__:
+        node = _module_classes(cls.__module__).get(cls.__qualname__)
+        if node is not None:
+            return _attribute_docs(node)
+    return _attribute_docs(ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0])
+
+
+@functools.cache
+def _module_classes(module: str) -> dict[str, ast.ClassDef]:
+    """The top-level classes of an imported module by name, from one parse of its source."""
+    try:
+        tree = ast.parse(inspect.getsource(sys.modules[module]))
+    except (KeyError, OSError, TypeError):  # no module or no source: parse the class instead
+        return {}
+    return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+def _attribute_docs(node: ast.ClassDef) -> dict[str, str]:
+    body = node.body
     docs = {}
     for stmt, nxt in zip(body, body[1:], strict=False):
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and \
