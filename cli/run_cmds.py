@@ -31,7 +31,8 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--seed", type=SEED, help="seed of the episodes' environment seeds [the run's]")
 @click.option("--video", type=click.Path(dir_okay=False),
-              help="also record episode 0 as an mp4 (headless EGL or OSMesa rendering)")
+              help="also record episode 0 as an mp4 (headless EGL or OSMesa rendering; "
+                   "es-compact[video])")
 @click.option("--overwrite", is_flag=True, help="replace an existing --video file")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead")
 def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
@@ -41,11 +42,13 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
     episodes are those the trainer evaluated at that checkpoint.
     """
     from es_compact.evaluate import episode_seeds, evaluate, load_run
-    from es_compact.video import check_video_path
+    from es_compact.video import check_recording, check_video_path
 
     if video is not None:  # before the episodes, which may take minutes: "" is a bad path too
         _refuse_existing(check_video_path(video), overwrite)
     run = load_run(run_dir, name)
+    if video is not None:  # the video extra, and pygame for the envs it draws
+        check_recording(run.config.env.id)
     res = evaluate(run, episodes, seed)
     rets = res["returns"]
     summary = {"run_dir": str(run_dir), "checkpoint": name, "iteration": run.iteration,

@@ -8,7 +8,10 @@ child process (``python -m es_compact.video``), once per candidate backend: the 
 when none works, :class:`RenderError` names the system packages to install.
 
 Frames are encoded with imageio's ffmpeg plugin (the ``imageio-ffmpeg`` wheel ships ffmpeg) to a
-temporary file renamed into place, so a failed recording never leaves a partial video.
+temporary file renamed into place, so a failed recording never leaves a partial video. Both are
+the optional extra ``es-compact[video]``; :func:`check_recording` says so before any episode
+runs, and names pygame for the gymnasium environments that draw with it (CartPole, ...), whose
+frames need no OpenGL at all.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ from es_compact.envs import make_env
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.evaluate import load_run
 from es_compact.results import check_output_file
+from es_compact.run_dir import load_run_config
 
 HEADLESS_BACKENDS = ("egl", "osmesa")
 GL_UNAVAILABLE = 3
+VIDEO_EXTRA = "pip install 'es-compact[video]'"
+PYGAME_RENDERED = {"gymnasium.envs.classic_control": "classic-control",
+                   "gymnasium.envs.box2d": "box2d", "gymnasium.envs.toy_text": "toy-text"}
+"""gymnasium's environment families that render through pygame, and their gymnasium extra."""
 INSTALL_HINT = ("install EGL (Debian/Ubuntu: apt-get install libegl1 libgl1; with an NVIDIA "
                 "driver its libEGL works too) or OSMesa (apt-get install libosmesa6), or set "
                 "MUJOCO_GL to a backend that works here")
@@ -69,14 +77,41 @@ def check_video_path(out: str | Path) -> Path:
     return check_output_file(out)
 
 
+def _entry_module(env_id: str) -> str:
+    """The module an environment's class comes from ('' when it cannot be told without
+    building it)."""
+    if ":" in env_id and "-v" not in env_id.partition(":")[2]:
+        return env_id.partition(":")[0]  # module:Class
+    import gymnasium as gym
+
+    entry = gym.registry[env_id].entry_point if env_id in gym.registry else None
+    if isinstance(entry, str):
+        return entry.partition(":")[0]
+    return getattr(entry, "__module__", "") or ""
+
+
+def check_recording(env_id: str) -> None:
+    """RenderError, before any episode runs, when recording env_id lacks a package: the video
+    extra (imageio, imageio-ffmpeg), or pygame for an environment drawn with it."""
+    missing = [m for m in ("imageio", "imageio_ffmpeg") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise RenderError(f"recording a video needs the video extra ({' and '.join(missing)} "
+                          f"missing): {VIDEO_EXTRA}")
+    module = _entry_module(env_id)
+    family = next((extra for prefix, extra in PYGAME_RENDERED.items()
+                   if module == prefix or module.startswith(prefix + ".")), None)
+    if family is not None and importlib.util.find_spec("pygame") is None:
+        raise RenderError(f"recording {env_id} needs pygame, which draws its frames: "
+                          f"pip install 'gymnasium[{family}]'")
+
+
 def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
            timeout: float = 600.0) -> dict:
     """Render one noiseless episode of checkpoint NAME into OUT (.mp4).
 
     Returns {frames, steps, return, backend, width, height, fps}."""
     out = check_video_path(out)
-    if importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise RenderError("writing mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg")
+    check_recording(load_run_config(run_dir).env.id)
     user = os.environ.get("MUJOCO_GL")
     backends = (user,) if user else HEADLESS_BACKENDS
     failures = []
@@ -101,6 +136,7 @@ def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
 
 def _render_episode(run_dir: str, name: str, out: str, seed: int) -> dict:
     """The child's work; MUJOCO_GL is already set. Raises _NoGL if no frame can be drawn."""
+    import gymnasium as gym
     import imageio.v2 as imageio
     import numpy as np
 
@@ -116,7 +152,9 @@ def _render_episode(run_dir: str, name: str, out: str, seed: int) -> dict:
         env = make_env(run.config.env.id, **kwargs)
         obs, _ = env.reset(seed=seed)
         frame = env.render()
-    except Exception as exc:  # any failure before the first frame is the GL backend's
+    except gym.error.DependencyNotInstalled:  # pygame, say: no backend would help
+        raise
+    except Exception as exc:  # any other failure before the first frame is the GL backend's
         raise _NoGL(f"{type(exc).__name__}: {exc}") from exc
     if frame is None or np.asarray(frame).ndim != 3:
         raise _NoGL("render() returned no RGB frame")

@@ -247,6 +247,38 @@ def test_video_without_a_working_backend_names_what_to_install(runs, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
+def test_video_without_the_video_extra_names_it(runs, tmp_path, monkeypatch):
+    for module in ("imageio", "imageio_ffmpeg"):  # as if not installed: import fails
+        monkeypatch.setitem(sys.modules, module, None)
+    out = tmp_path / "v.mp4"
+    res = invoke("eval", runs["linear"], "--episodes", 1, "--video", out)
+    one_line_error(res, "needs the video extra", "pip install 'es-compact[video]'")
+    assert not out.exists()
+
+
+def test_a_cartpole_video_without_pygame_names_pygame_not_egl(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygame", None)
+    out = tmp_path / "v.mp4"
+    res = invoke("eval", runs["dense-discrete"], "--episodes", 1, "--video", out)
+    one_line_error(res, "recording CartPole-v1 needs pygame",
+                   "pip install 'gymnasium[classic-control]'")
+    assert "EGL" not in res.output and "MUJOCO_GL" not in res.output
+    assert not out.exists()
+
+
+def test_the_recording_child_reports_a_missing_package_not_a_gl_failure(runs, tmp_path):
+    """Past the parent's check (an environment it cannot classify, say), the child's missing
+    package is its error (exit 1), not a reason to try the next OpenGL backend."""
+    (tmp_path / "pygame.py").write_text("raise ImportError('no pygame here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    p = subprocess.run([sys.executable, "-m", "es_compact.video", str(runs["dense-discrete"]),
+                        "best", str(tmp_path / "v.mp4"), "1"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 1, p.stderr  # GL_UNAVAILABLE (3) would try the next backend
+    assert p.stderr.strip().splitlines()[-1].startswith("DependencyNotInstalled: pygame")
+
+
 @pytest.mark.parametrize("command", [
     ("train", "--env", "Hopper-v4", "--iterations", "1", "--out", "{blocked}/run"),
     ("experiment", "rl", "--env", "Hopper-v4", "--runs", "{blocked}/runs"),
