@@ -312,7 +312,7 @@ def test_killed_fork_server_and_worker_are_one_line_each(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4", "--arch",
          "linear", "--workers", "2", "--directions", "8", "--max-episode-steps", "200",
-         "--iterations", "14", "--noise-table-size", "100000", "--out", str(tmp_path / "r"),
+         "--iterations", "9", "--noise-table-size", "100000", "--out", str(tmp_path / "r"),
          "--no-plot"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines = []
     for victim, after in (("server", "it    3"), ("worker", "it    7")):
@@ -329,11 +329,12 @@ def test_killed_fork_server_and_worker_are_one_line_each(tmp_path):
     out, err = proc.communicate(timeout=120)
     err = "".join(lines) + err
     assert proc.returncode == 0, err
-    notes = [ln for ln in err.splitlines() if not ln.startswith(("it ", "training "))]
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    notes = [ln for ln in err.splitlines() if ln.startswith("WARNING:")]
     assert len(notes) == 2, err
     assert "fork server" in notes[0] and "the workers go on" in notes[0]
-    assert re.fullmatch(r"WARNING: rollout worker \d+ died, re-running its chunk \d+; "
-                        r"starting a replacement", notes[1]), notes[1]
+    assert re.fullmatch(r"WARNING: rollout worker \d+ died(, re-running its chunk \d+)?; "
+                        r"starting a replacement", notes[1]), notes[1]  # busy or idle
     assert json.loads(out)["replaced_workers"] == 1
 
 
@@ -737,7 +738,7 @@ def test_lost_ray_node_run_goes_on_and_uses_a_node_that_joins(tmp_path):
             end = time.time() + timeout
             for line in proc.stderr:
                 seen.append(line)
-                if not line.startswith(("it ", "training ")):
+                if line.startswith("WARNING:"):  # the backend's lines (library warnings)
                     notes.append(line.strip())
                 if pred(line) or time.time() > end:
                     return line
@@ -770,3 +771,97 @@ def test_lost_ray_node_run_goes_on_and_uses_a_node_that_joins(tmp_path):
     Trainer(config(iterations=iterations, env="HalfCheetah-v4", steps=100),
             tmp_path / "undisturbed").run()
     assert_same(outcome(tmp_path / "undisturbed"), outcome(out))
+
+
+def _rows(run_dir: Path) -> int:
+    try:
+        return max(0, len((run_dir / "progress.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["mp", "ray"])
+def test_chaos_run_ends_as_an_undisturbed_one(tmp_path, backend):
+    """One run through the CLI while a harness SIGKILLs a random rollout worker every 3 s,
+    SIGKILLs the trainer twice (resuming it each time) and, on Ray (a two-node loopback
+    cluster), drops the second node and adds one again: θ and every progress row equal an
+    undisturbed run's."""
+    import random
+
+    iterations, rng = 60, random.Random(26)
+    out = tmp_path / "chaos"
+    cluster = _LoopbackCluster() if backend == "ray" else None
+    env = cluster.env if cluster else os.environ
+    where = ["--ray-address", cluster.address] if cluster else []
+    new = [sys.executable, "-m", "es_compact_cli", "train", "--env", "HalfCheetah-v4",
+           "--max-episode-steps", "100", "--arch", "kama", "--hidden", "8", "--rotations", "12",
+           "--directions", "8", "--top", "4", "--eval-every", "2", "--eval-episodes", "3",
+           "--iterations", str(iterations), "--noise-table-size", "200000", "--backend",
+           backend, "--workers", "2", *where, "--out", str(out)]
+    resume = [*new[:4], "--resume", str(out)]
+    log_file = (tmp_path / "stderr.txt").open("w")
+
+    def launch(cmd):
+        return subprocess.Popen([*cmd, "--quiet", "--no-plot"], env=env, stderr=log_file,
+                                stdout=subprocess.DEVNULL)
+
+    def workers(trainer: int) -> list[int]:
+        if cluster:
+            return sorted(p for p in cluster.processes()
+                          if _cmdline(p).startswith(b"ray::_ActorImpl"))
+        # workers are forked, so they share the server's command line (a subprocess the
+        # server ran while importing, glfw's version check, does not: it is no worker)
+        fork = b"multiprocessing.forkserver"
+        servers = [p for p, c in _children(trainer).items() if fork in c]
+        return sorted(p for s in servers for p, c in _children(s).items() if fork in c)
+
+    kills = {"workers": 0, "trainer": 0, "node": 0}
+    trainer_kills = [iterations // 4, iterations // 2]
+    try:
+        if cluster:
+            cluster.start(head=True)
+            node = cluster.start()
+        proc, last_kill, end = launch(new), time.time(), time.time() + 600
+        while proc.poll() is None or proc.returncode != 0:
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.time() < end, (tmp_path / "stderr.txt").read_text()
+            rows = _rows(out)
+            if trainer_kills and rows >= trainer_kills[0]:
+                proc.kill()
+                proc.wait()
+                trainer_kills.pop(0)
+                kills["trainer"] += 1
+                proc = launch(resume)
+            elif cluster and kills["node"] == 0 and rows >= iterations // 3:
+                os.kill(node, signal.SIGKILL)
+                kills["node"] += 1
+            elif cluster and kills["node"] == 1 and rows >= iterations // 3 + 6:
+                node = cluster.start()
+                kills["node"] += 1
+            elif time.time() - last_kill >= 3 and (pids := workers(proc.pid)):
+                try:
+                    os.kill(rng.choice(pids), signal.SIGKILL)
+                    kills["workers"] += 1
+                except ProcessLookupError:
+                    pass
+                last_kill = time.time()
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if cluster:
+            cluster.stop()
+        log_file.close()
+    assert kills["trainer"] == 2 and kills["workers"] >= 3, kills
+    assert kills["node"] == (2 if cluster else 0), kills
+    Trainer(config(iterations=iterations, env="HalfCheetah-v4", steps=100),
+            tmp_path / "undisturbed").run()
+    assert_same(outcome(tmp_path / "undisturbed"), outcome(out))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

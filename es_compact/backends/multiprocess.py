@@ -48,6 +48,8 @@ _CTX = mp.get_context("forkserver")
 _CTX.set_forkserver_preload(["es_compact.backends.preload", "es_compact.backends.multiprocess"])
 STOP_WAIT_S = 5.0
 """How long close() waits for a worker to exit before killing it."""
+STARTS = 3
+"""Workers started in a row, each dying while it starts, before that is an error."""
 
 
 class WorkerError(ESCompactError):
@@ -191,9 +193,30 @@ class MultiprocessBackend(Backend):
             if self.shm is None or self.table_size != len(table):  # built elsewhere: copy
                 self.table_buffer(len(table))[:] = table.table
             self.shm_name = self.shm.name
-        self.workers = [_Worker(self) for _ in range(self.n_workers)]
-        for w in self.workers:
-            self._await_ready(w)
+        self.workers = [_Worker(self) for _ in range(self.n_workers)]  # all start at once
+        for i, w in enumerate(self.workers):
+            try:
+                self._await_ready(w)
+            except WorkerError as exc:
+                self.workers[i] = self._ready_worker(str(exc))
+
+    def _ready_worker(self, failed: str | None = None) -> _Worker:
+        """A new worker, ready; one that dies while starting (killed, say) is replaced by
+        another, STARTS times in all (failed: why an earlier one did not start)."""
+        tries = 0 if failed is None else 1
+        while True:
+            if failed is not None:
+                if tries >= STARTS:
+                    raise WorkerError(failed)
+                log.warning("%s; starting another", failed)
+            w = _Worker(self)
+            tries += 1
+            try:
+                self._await_ready(w)
+                return w
+            except WorkerError as exc:
+                w.conn.close()
+                failed = str(exc)
 
     def _await_ready(self, w: _Worker) -> None:
         try:
@@ -343,8 +366,7 @@ class MultiprocessBackend(Backend):
             why = "died" + (f" (exit code {code})" if code is not None else "") + (
                 f", re-running its chunk {chunk}" if chunk is not None else "")
         log.warning("rollout worker %s %s; starting a replacement", dead.pid, why)
-        new = _Worker(self)
-        self._await_ready(new)
+        new = self._ready_worker()
         self.workers[self.workers.index(dead)] = new
         self.replaced_workers += 1
         return new
