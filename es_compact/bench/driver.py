@@ -23,7 +23,8 @@ timed on the wall clock and as the driver thread's CPU time; Ray's own threads' 
 ``background``. With 64 workers on 2 cores, the wall clock also counts the driver's waits for
 a core, which a driver with a core of its own does not pay: the model uses the CPU times.
 
-From the measured points, each phase is fitted by least squares as a linear function of the
+From the measured points, each phase is fitted by non-negative least squares as a linear
+function of the
 quantities its work is proportional to (:data:`FEATURES`: a constant, N, the workers that get
 work, the chunks, and for the wait loops chunks x busy workers), and the driver's share of an
 iteration is extrapolated for real episode costs E (HalfCheetah-v4, Humanoid-v4, linear policy,
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from scipy.optimize import nnls
 
 from es_compact.backends import make_backend
 from es_compact.backends.base import split_tasks
@@ -450,14 +452,16 @@ FEATURES = {"ask": ("const", "N"), "dispatch": ("const", "W", "chunks"),
 
 
 def fit(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Least-squares coefficients (seconds per feature unit) of each phase's CPU time, from
-    point rows of one backend and shape."""
+    """Non-negative least-squares coefficients (seconds per feature unit) of each phase's CPU
+    time, from point rows of one backend and shape. Non-negative: every feature counts work
+    done, and N, the chunks and the workers grow together, so an unconstrained fit trades
+    them against each other (a negative per-worker cost that extrapolates to nothing)."""
     out = {}
     for phase, names in FEATURES.items():
         X = np.array([[feature_values(r["workers"], r["directions"])[n] for n in names]
                       for r in rows])
         y = np.array([r[f"{phase}_cpu_ms"] / 1e3 for r in rows])
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        coef, _ = nnls(X, y)
         out[phase] = dict(zip(names, (float(c) for c in coef), strict=True))
     return out
 
