@@ -178,6 +178,34 @@ def checkpoint(env_id, arch, iterations, rounds, every, out):
     click.echo(f"appended 1 row to {out}")
 
 
+@bench.command()
+@click.option("--rounds", type=COUNT, default=20, show_default=True,
+              help="timed rounds, after one warm-up; each runs every command once")
+@click.option("--executable", type=click.Path(exists=True, dir_okay=False),
+              help="the es-compact to time [the one installed beside this Python]")
+@click.option("--label", default="", help="a word stored in every row (e.g. before, after)")
+@click.option("--out", default="results/bench_startup.csv", show_default=True)
+def startup(rounds, executable, label, out):
+    """Seconds until `es-compact --help` and `es-compact train --help` have printed, each a
+    fresh process, against `python -c pass`: medians over interleaved rounds, wall and CPU."""
+    from es_compact.bench import startup as st
+
+    check_csv(out)
+    t0 = time.perf_counter()
+    rows = st.run(rounds, executable, label, log=lambda text: click.echo(text, err=True))
+    append_rows(out, rows, run_metadata(time.perf_counter() - t0))
+    click.echo(f"measured at load {rows[0]['load_1min_start']:.2f}-"
+               f"{rows[0]['load_1min_end']:.2f} (1-minute average, start-end), "
+               f"median of {rounds} rounds:")
+    click.echo(f"{'timed':<24} {'wall s':>7} {'x python':>8} {'beyond':>7} "
+               f"{'cpu s':>7} {'x python':>8} {'beyond':>7}")
+    for r in rows:
+        click.echo(f"{r['timed']:<24} {r['wall_s']:>7.3f} {r['wall_vs_python']:>8.2f} "
+                   f"{r['wall_beyond_python_s']:>7.3f} {r['cpu_s']:>7.3f} "
+                   f"{r['cpu_vs_python']:>8.2f} {r['cpu_beyond_python_s']:>7.3f}")
+    click.echo(f"appended {len(rows)} rows to {out}")
+
+
 def _counts(text: str, flag: str) -> list[int]:
     """'2,4,8' -> [2, 4, 8]: positive integers, each once."""
     try:

@@ -90,6 +90,23 @@ def test_bench_checkpoint_trains_the_same_theta_on_both_schedules(tmp_path):
     assert bad.exit_code == 2 and "--rounds must be at least 1" in bad.output
 
 
+def test_bench_startup_times_the_help_against_python(tmp_path):
+    out = tmp_path / "bs.csv"
+    res = CliRunner().invoke(cli, ["bench", "startup", "--rounds", "2", "--label", "t",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out).set_index("timed")
+    assert list(df.index) == ["python -c pass", "es-compact --help", "es-compact train --help"]
+    assert (df["rounds"] == 2).all() and (df["label"] == "t").all() and df["commit"].all()
+    assert df.loc["python -c pass", "wall_vs_python"] == 1.0
+    # the CLI does more than the bare interpreter (its CPU time is the less noisy measure)
+    assert (df["cpu_beyond_python_s"].iloc[1:] > 0).all()
+    assert (df["wall_min_s"] <= df["wall_s"]).all() and (df["wall_s"] <= df["wall_max_s"]).all()
+    assert df["load_1min_start"].notna().all() and "es-compact train --help" in res.output
+    bad = CliRunner().invoke(cli, ["bench", "startup", "--executable", str(tmp_path / "no")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
 # Each is found before measurement (a): the output has no "(a) single-process ..." line.
 @pytest.mark.parametrize("args, words", [
     (["--workers", "0"], ["Invalid value for '--workers': 0 is not in the range x>=1"]),
@@ -111,7 +128,8 @@ def test_bench_throughput_checks_everything_before_measuring(tmp_path, args, wor
         == b"precious"
 
 
-@pytest.mark.parametrize("command", [["forward", "--quick"], ["checkpoint"], ["features"]])
+@pytest.mark.parametrize("command", [["forward", "--quick"], ["checkpoint"], ["features"],
+                                     ["startup"]])
 @pytest.mark.parametrize("out, words", [
     ("p.sh/x.csv", ["p.sh is not a directory"]),
     ("notes.csv", ["notes.csv is not a CSV file this tool wrote"]),
