@@ -4,6 +4,7 @@ its worker limit (by hand), and the command end to end at its smallest size (slo
 from __future__ import annotations
 
 import math
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -71,6 +72,21 @@ def test_the_split_adds_up_to_the_iteration_and_changes_nothing(tmp_path):
     assert cpu.iteration < split.iteration
     inst.close()
     assert "run" not in vars(timed.backend)
+
+
+def test_mp_writes_theta_once_into_a_block_it_removes(tmp_path):
+    backend = MultiprocessBackend(2)
+    trainer = _trainer(tmp_path, backend, directions=6)
+    try:
+        sent = backend.bytes_sent
+        state, _ = trainer.step(trainer.initial_state())
+        theta_bytes = 8 * trainer.policy.num_params
+        assert theta_bytes < backend.bytes_sent - sent < 2 * theta_bytes + 2000
+        name = backend._bc_block.name
+        assert os.path.exists(f"/dev/shm/{name}")
+    finally:
+        backend.close()
+    assert not os.path.exists(f"/dev/shm/{name}")
 
 
 def test_instrument_takes_its_wrappers_off():
@@ -148,8 +164,9 @@ def test_bench_driver_at_its_smallest_size_writes_rows(tmp_path):
     cpu = sum(pt[f"{p}_cpu_ms"] for p in D.CPU_PHASES)
     assert pt["driver_cpu_ms"] == pytest.approx(cpu, abs=0.01) and 0 < cpu
     assert pt["driver_ms"] + pt["wait_ms"] == pytest.approx(pt["iteration_ms"], abs=0.01)
-    # θ (102 float64) goes to each of the 2 workers once; 8 results come back
-    assert pt["bytes_sent"] > 2 * 102 * 8 and pt["bytes_received"] > 8 * 2 * 17 * 8
+    # θ (102 float64) goes out once, into shared memory; 8 results come back
+    assert 102 * 8 < pt["bytes_sent"] < 2 * 102 * 8 + 2000
+    assert pt["bytes_received"] > 8 * 2 * 17 * 8
     assert pt["label"] == "test" and pt["commit"] and not math.isnan(pt["load_1min_start"])
 
 

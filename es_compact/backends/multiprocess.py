@@ -2,10 +2,11 @@
 
 - The noise table lives in one shared-memory block built by the driver; workers map it, so
   adding workers adds no copy of it.
-- Per iteration each worker receives the Broadcast once (θ: the only parameter-sized message),
-  then chunks of tasks (large first, single tasks last: base.split_tasks), handed out as
-  workers become free; results are put back in task order, so nothing depends on which
-  worker ran what.
+- Per iteration the Broadcast (θ: the only parameter-sized message) is written once into a
+  shared-memory block, and each worker is told where it is (a message of a few dozen bytes,
+  once an iteration), then given chunks of tasks (large first, single tasks last:
+  base.split_tasks), handed out as workers become free; results are put back in task order,
+  so nothing depends on which worker ran what.
 - A worker that dies mid-iteration (even by SIGKILL) is replaced, its unfinished chunk is run
   again by another worker, and one warning line is logged; the results are the same as
   undisturbed. A worker's death is seen as its pipe closing (the pipe is the only thing it
@@ -77,23 +78,43 @@ def _worker_main(conn, config_dict: dict, shm_name: str | None, table_size: int)
 
 
 def _serve(conn, worker: RolloutWorker, table: NoiseTable | None) -> None:
-    broadcast = None
-    while True:
-        kind, payload = pickle.loads(conn.recv_bytes())
-        if kind == "broadcast":
-            broadcast = payload
-        elif kind == "tasks":
-            chunk_id, tasks = payload
-            try:
-                reply = ("results", (chunk_id, worker.run(broadcast, tasks)))
-            except Exception:
-                reply = ("error", traceback.format_exc())
-            conn.send_bytes(_dumps(reply))
-        elif kind == "touch":
-            total = float(table.table.sum(dtype=np.float64)) if table is not None else 0.0
-            conn.send_bytes(_dumps(("touched", total)))
-        elif kind == "stop":
-            return
+    broadcast = block = None
+    try:
+        while True:
+            kind, payload = pickle.loads(conn.recv_bytes())
+            if kind == "broadcast_at":
+                block, broadcast = _read_broadcast(block, *payload)
+            elif kind == "stop":
+                return
+            else:
+                _answer(conn, worker, table, broadcast, kind, payload)
+    finally:
+        if block is not None:
+            block.close()
+
+
+def _read_broadcast(block, name: str, size: int):
+    """(the driver's broadcast block, mapped, and the broadcast unpickled from it: a copy, so
+    the driver may overwrite the block once this iteration's chunks are done)."""
+    if block is None or block.name != name:  # the driver made a larger one
+        if block is not None:
+            block.close()
+        block = _attach(name)
+    with block.buf[:size] as view:
+        return block, pickle.loads(view)
+
+
+def _answer(conn, worker: RolloutWorker, table, broadcast, kind, payload) -> None:
+    if kind == "tasks":
+        chunk_id, tasks = payload
+        try:
+            reply = ("results", (chunk_id, worker.run(broadcast, tasks)))
+        except Exception:
+            reply = ("error", traceback.format_exc())
+        conn.send_bytes(_dumps(reply))
+    elif kind == "touch":
+        total = float(table.table.sum(dtype=np.float64)) if table is not None else 0.0
+        conn.send_bytes(_dumps(("touched", total)))
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:
@@ -176,7 +197,8 @@ class MultiprocessBackend(Backend):
         it goes too) to receiving the results, minus the tasks' own time. Messaging."""
         self.deadlines = Deadlines()
         self._version = 0
-        self._broadcast_bytes = b""
+        self._broadcast_bytes = b""  # where this iteration's broadcast is, as sent
+        self._bc_block: shared_memory.SharedMemory | None = None
         self._server_lost_logged = False
 
     # Life cycle -------------------------------------------------------------------------------
@@ -242,6 +264,10 @@ class MultiprocessBackend(Backend):
             w.proc.join(timeout=1)
             w.conn.close()
         self.workers = []
+        if self._bc_block is not None:
+            self._bc_block.close()
+            self._bc_block.unlink()
+            self._bc_block = None
         if self.shm is not None:
             try:
                 self.shm.unlink()
@@ -284,9 +310,25 @@ class MultiprocessBackend(Backend):
         w.deadline = time.monotonic() + sched.deadline(cid)
         return True
 
+    def _put_broadcast(self, broadcast) -> None:
+        """Write the broadcast into the shared block (a larger one when it has grown) and
+        make the message that says where it is. Safe to overwrite: every worker that read the
+        previous one has finished that iteration's chunks (or was killed)."""
+        data = _dumps(broadcast)
+        block = self._bc_block
+        if block is None or block.size < len(data):
+            if block is not None:
+                block.close()
+                block.unlink()  # workers drop their mapping when told of the new one
+            block = self._bc_block = shared_memory.SharedMemory(
+                create=True, size=len(data) + len(data) // 4 + 4096)
+        block.buf[:len(data)] = data
+        self.bytes_sent += len(data)  # θ goes out once, however many workers read it
+        self._broadcast_bytes = _dumps(("broadcast_at", (block.name, len(data))))
+
     def run(self, broadcast, tasks):
         self._version += 1
-        self._broadcast_bytes = _dumps(("broadcast", broadcast))
+        self._put_broadcast(broadcast)
         sched = Schedule(tasks, self.n_workers, self.deadlines)
         idle = list(self.workers)
         busy: dict = {}  # conn -> worker
