@@ -21,16 +21,18 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import multiprocessing as mp
 import os
 import pickle
+import selectors
 import signal
 import sys
 import time
 import traceback
 from multiprocessing import shared_memory
-from multiprocessing.connection import wait
 
 import numpy as np
 
@@ -332,48 +334,70 @@ class MultiprocessBackend(Backend):
         sched = Schedule(tasks, self.n_workers, self.deadlines)
         idle = list(self.workers)
         busy: dict = {}  # conn -> worker
-        while sched:
-            while sched.pending and idle:
-                w, cid = idle.pop(), sched.next()
-                if self._dispatch(w, sched, cid):
-                    busy[w.conn] = w
-                else:
-                    sched.lost(cid)
-                    idle.append(self._replace(w, None))
-            if not busy:
-                continue
-            sentinels = {w.proc.sentinel: w for w in busy.values() if w.watch_sentinel}
-            timeout = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
-            for obj in wait([*busy, *sentinels], timeout=timeout):
-                w = busy.get(obj) or sentinels.get(obj)
-                if w is None or w.conn not in busy:
-                    continue  # handled already (its conn and its sentinel were both ready)
-                if obj is not w.conn and not w.conn.poll():
-                    self._server_lost(w)  # the sentinel closed, yet the worker lives on
+        # A selector a run, each busy worker registered once, and a heap of deadlines: waking
+        # up costs the driver O(ready) and O(log W), not a registration of every busy worker
+        # (multiprocessing's wait() registers all of them anew each call: O(W) each).
+        sel, due, order = selectors.DefaultSelector(), [], itertools.count()
+        try:
+            while sched:
+                while sched.pending and idle:
+                    w, cid = idle.pop(), sched.next()
+                    if self._dispatch(w, sched, cid):
+                        busy[w.conn] = w
+                        _watch(sel, w)
+                        heapq.heappush(due, (w.deadline, next(order), w))
+                    else:
+                        sched.lost(cid)
+                        idle.append(self._replace(w, None))
+                if not busy:
                     continue
-                try:
-                    data = w.conn.recv_bytes()
-                except (EOFError, OSError):
+                while due[0][2].conn not in busy or due[0][2].deadline != due[0][0]:
+                    heapq.heappop(due)  # done (or sent another chunk) since it was pushed
+                timeout = max(0.0, due[0][0] - time.monotonic())
+                for key, _ in self._select(sel, timeout):
+                    w = key.data
+                    if w.conn not in busy:
+                        continue  # handled already (its conn and its sentinel were both ready)
+                    if key.fileobj is not w.conn and not w.conn.poll():
+                        self._server_lost(w)  # the sentinel closed, yet the worker lives on
+                        for other in busy.values():
+                            _unwatch(sel, other, conn=False)
+                        continue
+                    try:
+                        data = w.conn.recv_bytes()
+                    except (EOFError, OSError):
+                        del busy[w.conn]
+                        _unwatch(sel, w)
+                        sched.lost(w.chunk)
+                        idle.append(self._replace(w, w.chunk))
+                        continue
+                    self.bytes_received += len(data)
+                    kind, payload = pickle.loads(data)
+                    if kind == "error":
+                        raise WorkerError(f"a rollout worker failed:\n{payload}")
+                    cid, chunk_results = payload
+                    self.transit_seconds += time.perf_counter() - w.sent_at - sum(
+                        r.busy_seconds for r in chunk_results)
+                    sched.done(cid, chunk_results)
                     del busy[w.conn]
-                    sched.lost(w.chunk)
-                    idle.append(self._replace(w, w.chunk))
-                    continue
-                self.bytes_received += len(data)
-                kind, payload = pickle.loads(data)
-                if kind == "error":
-                    raise WorkerError(f"a rollout worker failed:\n{payload}")
-                cid, chunk_results = payload
-                self.transit_seconds += time.perf_counter() - w.sent_at - sum(
-                    r.busy_seconds for r in chunk_results)
-                sched.done(cid, chunk_results)
-                del busy[w.conn]
-                w.chunk = None
-                idle.append(w)
-            now = time.monotonic()
-            for w in [w for w in busy.values() if w.deadline <= now]:
-                del busy[w.conn]
-                idle.append(self._timed_out(w, sched))
+                    _unwatch(sel, w)
+                    w.chunk = None
+                    idle.append(w)
+                now = time.monotonic()
+                while due and due[0][0] <= now:
+                    deadline, _, w = heapq.heappop(due)
+                    if w.conn in busy and w.deadline == deadline:
+                        del busy[w.conn]
+                        _unwatch(sel, w)
+                        idle.append(self._timed_out(w, sched))
+        finally:
+            sel.close()
         return sched.results()
+
+    def _select(self, sel: selectors.BaseSelector, timeout: float) -> list:
+        """The driver's one blocking call of an iteration: until a busy worker's pipe (or
+        its process's sentinel) is ready, or timeout seconds."""
+        return sel.select(timeout)
 
     def _timed_out(self, w: _Worker, sched: Schedule) -> _Worker:
         cid, seconds = w.chunk, sched.deadline(w.chunk)
@@ -412,6 +436,20 @@ class MultiprocessBackend(Backend):
         self.workers[self.workers.index(dead)] = new
         self.replaced_workers += 1
         return new
+
+
+def _watch(sel: selectors.BaseSelector, w: _Worker) -> None:
+    sel.register(w.conn, selectors.EVENT_READ, w)
+    if w.watch_sentinel:
+        sel.register(w.proc.sentinel, selectors.EVENT_READ, w)
+
+
+def _unwatch(sel: selectors.BaseSelector, w: _Worker, conn: bool = True) -> None:
+    for obj in (w.conn, w.proc.sentinel) if conn else (w.proc.sentinel,):
+        try:
+            sel.unregister(obj)
+        except (KeyError, ValueError, OSError):
+            pass  # not registered (its sentinel, once the fork server died)
 
 
 def _forkserver_pid():

@@ -192,8 +192,9 @@ class Instrument:
     backend.run -> ordering of the results (gather) -> strategy.tell, strategy.state (tell)
     -> _stats(state) and one merge per result (merge) -> the new state and row (other).
     Inside backend.run: for mp, _dispatch and the code before the first one are dispatch, the
-    rest outside multiprocessing's wait is gather; for Ray, _finished (ray.get of a chunk) is
-    gather, the rest outside ray.wait is dispatch. The driver's CPU time inside the wait
+    rest outside the blocking wait (_select, or multiprocessing's wait() before it) is
+    gather; for Ray, _finished (ray.get of a chunk) is gather, the rest outside ray.wait is
+    dispatch. The driver's CPU time inside the wait
     counts as gather (polling is work); the rest of the wait is wait.
 
     On a machine with fewer cores than workers, the wall clock also counts the time the
@@ -250,11 +251,15 @@ class Instrument:
         if self.kind == "mp":
             from es_compact.backends import multiprocess
 
-            wait = multiprocess.wait
             b._dispatch = self._summing("dispatch", b._dispatch, first="first_dispatch")
-            multiprocess.wait = self._summing("wait", wait)
-            self._undo += [lambda: setattr(multiprocess, "wait", wait),
-                           lambda: delattr(b, "_dispatch")]
+            self._undo.append(lambda: delattr(b, "_dispatch"))
+            if hasattr(b, "_select"):  # the blocking call of an iteration
+                b._select = self._summing("wait", b._select)
+                self._undo.append(lambda: delattr(b, "_select"))
+            else:  # before it had one: multiprocessing's wait()
+                wait = multiprocess.wait
+                multiprocess.wait = self._summing("wait", wait)
+                self._undo.append(lambda: setattr(multiprocess, "wait", wait))
         elif self.kind == "ray":
             import ray
 
