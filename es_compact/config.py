@@ -167,6 +167,22 @@ class EnvConfig(_Plain):
     Evaluation returns are never shifted."""
     max_episode_steps: int | None = None
     """Episode length limit; None: the environment spec's own limit."""
+    kwargs: tuple[tuple[str, object], ...] = ()
+    """Keyword arguments of the environment's constructor (v5's frame_skip, xml_file, reward
+    weights), passed to gymnasium.make by every worker, eval and video. Given as a table
+    ([env.kwargs] in TOML, a dict in Python; stored sorted by name as (name, value) pairs);
+    values are booleans, integers, finite floats, strings or lists of them."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "kwargs", _kwarg_pairs(self.kwargs))
+
+    def make_kwargs(self) -> dict[str, object]:
+        """What gymnasium.make (es_compact.envs.make_env) is called with besides the id."""
+        out = dict(self.kwargs)
+        if self.max_episode_steps is not None:
+            out["max_episode_steps"] = self.max_episode_steps
+        return out
 
     def validate(self) -> EnvConfig:
         _check_str("env id", self.id)
@@ -176,7 +192,74 @@ class EnvConfig(_Plain):
         if self.reward_shift is not None and not _is_real(self.reward_shift):
             raise ConfigError(f"reward_shift must be a finite number, got {self.reward_shift!r}")
         _check_count("max_episode_steps", self.max_episode_steps, optional=True)
+        _check_kwargs(self.kwargs)
         return self
+
+
+ENV_KWARGS_RESERVED = {
+    "max_episode_steps": "it is its own setting, env.max_episode_steps (--max-episode-steps)",
+    "render_mode": "es-compact chooses it (rollouts render nothing; eval --video renders)",
+}
+"""Keywords of gymnasium.make that env.kwargs may not set, and why."""
+
+
+def _kwarg_value(v):
+    """A list (TOML, JSON) as a tuple, so the configuration stays hashable; else v."""
+    return tuple(_plain(x) for x in v) if isinstance(v, list) else _plain(v)
+
+
+def _kwarg_pairs(kw):
+    """env.kwargs as sorted (name, value) pairs: from a dict (TOML, config.json, Python) or a
+    sequence of pairs. Anything else is returned as it is, for validate() to name."""
+    if isinstance(kw, dict):
+        items = list(kw.items())
+    elif isinstance(kw, (tuple, list)) and all(
+            isinstance(p, (tuple, list)) and len(p) == 2 for p in kw):
+        items = [tuple(p) for p in kw]
+    else:
+        return kw
+    return tuple(sorted(((k, _kwarg_value(v)) for k, v in items), key=lambda p: str(p[0])))
+
+
+def _is_kwarg_scalar(v) -> bool:
+    return isinstance(v, (bool, str)) or _is_real(v)
+
+
+def _check_kwargs(kw) -> None:
+    if not isinstance(kw, tuple) or any(not isinstance(p, tuple) or len(p) != 2 for p in kw):
+        raise ConfigError(f"env kwargs must be a table of name = value, got {_short(kw)}")
+    names = [k for k, _ in kw]
+    for k, v in kw:
+        if not isinstance(k, str) or not k.isidentifier():
+            raise ConfigError(f"env kwargs: {_short(k)} is not a keyword name")
+        if k in ENV_KWARGS_RESERVED:
+            raise ConfigError(f"env kwargs cannot set {k}: {ENV_KWARGS_RESERVED[k]}")
+        if not (_is_kwarg_scalar(v) or (isinstance(v, tuple) and
+                                        all(_is_kwarg_scalar(x) for x in v))):
+            raise ConfigError(f"env kwargs: {k} must be a boolean, an integer, a finite float, "
+                              f"a string or a list of them, got {_short(v)}")
+    dup = sorted({k for k in names if names.count(k) > 1})
+    if dup:
+        raise ConfigError(f"env kwargs: {', '.join(dup)} given twice")
+
+
+def parse_env_kwarg(text: str) -> tuple[str, object]:
+    """'frame_skip=2' -> ('frame_skip', 2): the value read as JSON (2, 0.2, true, "2",
+    [0.8, 1.5]; True and False too), else taken as a string ('xml_file=./my.xml')."""
+    import json
+
+    key, eq, raw = str(text).partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"--env-kwargs takes NAME=VALUE (e.g. frame_skip=2), got {text!r}")
+    raw = raw.strip()
+    if raw in ("True", "False"):
+        return key, raw == "True"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return key, raw
+    return key, _kwarg_value(value)
 
 
 @dataclass(frozen=True)
@@ -394,7 +477,10 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Nested plain dicts, as config.json holds them (env.kwargs as a table)."""
+        data = dataclasses.asdict(self)
+        data["env"]["kwargs"] = dict(self.env.kwargs)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
