@@ -38,6 +38,29 @@ def parse_rotations(value: str) -> tuple[int, ...]:
                           f"integers, got {value!r}") from None
 
 
+def parse_env_kwargs(values) -> tuple[tuple[str, object], ...]:
+    """('frame_skip=2', 'xml_file=my.xml') -> (('frame_skip', 2), ('xml_file', 'my.xml')): the
+    --env-kwargs given, each value read as JSON (2, 0.2, true, [0.8, 1.5]) or else a string."""
+    from es_compact.config import parse_env_kwarg
+
+    pairs = tuple(parse_env_kwarg(v) for v in values)
+    names = [k for k, _ in pairs]
+    twice = sorted({k for k in names if names.count(k) > 1})
+    if twice:
+        raise ConfigError(f"--env-kwargs {', '.join(twice)} given twice")
+    return pairs
+
+
+def warn_outdated(env_id: str) -> None:
+    """gymnasium's 'out of date' notice, once, for an environment id the user chose (the
+    library silences it where environments are built, in every worker process)."""
+    from es_compact.envs import outdated
+
+    notice = outdated(env_id)
+    if notice:
+        click.echo(f"warning: gymnasium: {notice}", err=True)
+
+
 class ConfigOption(click.Option):
     """A click option that sets one config field: config_field is (section, field), and
     to_config turns the parsed value into the field's value (e.g. '200,100' -> (200, 100))."""
@@ -85,7 +108,7 @@ def config_option(section: str, name: str, *decls: str, help: str | None = None,
         kwargs.setdefault("show_default", True)
         if base in (int, float) and "type" not in kwargs:
             kwargs["type"] = base
-    if isinstance(default, tuple):  # given on the command line as a,b,c
+    if isinstance(default, tuple) and not kwargs.get("multiple"):  # given as a,b,c
         default = ",".join(map(str, default))
     return click.option(*(decls or (f"--{name.replace('_', '-')}",)), cls=ConfigOption,
                         config_field=(section, name), to_config=to_config, default=default,

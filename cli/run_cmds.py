@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from es_compact.errors import ConfigError
-from es_compact_cli.options import SEED
+from es_compact_cli.options import SEED, parse_env_kwargs, warn_outdated
 
 CHECKPOINT_HELP = "which checkpoint: best (highest evaluation) or latest"
 
@@ -35,24 +35,34 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
                    "es-compact[video])")
 @click.option("--overwrite", is_flag=True, help="replace an existing --video file")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead")
-def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
+@click.option("--env", "env_id", help="evaluate on this environment instead, with the run's "
+              "observation and action shapes (a v4 run on v5) [the run's]")
+@click.option("--env-kwargs", "env_kwargs", multiple=True, metavar="NAME=VALUE",
+              help="an environment setting for these episodes, replacing the run's of that "
+                   "name; repeat for each")
+def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json, env_id, env_kwargs):
     """Evaluate a run's policy: noiseless episodes with the frozen observation statistics.
 
     Prints mean ± std of the unshifted return. With the run's seed and its eval_episodes, the
-    episodes are those the trainer evaluated at that checkpoint.
+    episodes are those the trainer evaluated at that checkpoint. --env and --env-kwargs
+    evaluate it on another environment of the same observation and action shapes.
     """
     from es_compact.evaluate import episode_seeds, evaluate, load_run
     from es_compact.video import check_recording, check_video_path
 
     if video is not None:  # before the episodes, which may take minutes: "" is a bad path too
         _refuse_existing(check_video_path(video), overwrite)
-    run = load_run(run_dir, name)
+    override = dict(parse_env_kwargs(env_kwargs))
+    if env_id is not None:
+        warn_outdated(env_id)
+    run = load_run(run_dir, name, env_id, override)
     if video is not None:  # the video extra, and pygame for the envs it draws
         check_recording(run.config.env.id)
     res = evaluate(run, episodes, seed)
     rets = res["returns"]
     summary = {"run_dir": str(run_dir), "checkpoint": name, "iteration": run.iteration,
-               "env": run.config.env.id, "arch": run.config.policy.arch,
+               "env": run.config.env.id, "env_kwargs": dict(run.config.env.kwargs),
+               "arch": run.config.policy.arch,
                "episodes": episodes, "return_mean": float(rets.mean()) if rets.size else None,
                "return_std": float(rets.std()) if rets.size else None,
                "returns": rets.tolist(), "steps": res["steps"].tolist(),
@@ -62,7 +72,8 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json):
 
         click.echo(f"recording episode 0 to {video} ...", err=True)
         summary["video"] = {"path": str(video),
-                            **record(run_dir, name, video, episode_seeds(run, 1, seed)[0])}
+                            **record(run_dir, name, video, episode_seeds(run, 1, seed)[0],
+                                     env_id=env_id, env_kwargs=override)}
     if as_json:
         click.echo(json.dumps(summary))
         return

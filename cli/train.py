@@ -23,8 +23,11 @@ from es_compact_cli.options import (
     config_option,
     config_params,
     given,
+    option_help,
+    parse_env_kwargs,
     policy_options,
     refuse_ignored_settings,
+    warn_outdated,
 )
 
 BUDGET = ("iterations", "timesteps", "time_limit")
@@ -66,7 +69,11 @@ def build_config(ctx: click.Context, kw: dict, base: dict | None,
             run[b] = None
     for p in flags:
         section, name = p.config_field
-        data.setdefault(section, {})[name] = p.to_config(kw[p.name])
+        value = p.to_config(kw[p.name])
+        stored = data.get(section, {}).get(name)
+        if (section, name) == ("env", "kwargs") and isinstance(stored, dict):
+            value = {**stored, **dict(value)}  # the flags set their names, the file the rest
+        data.setdefault(section, {})[name] = value
     run = data.setdefault("run", {})
     if all(run.get(b) is None for b in BUDGET):
         run["iterations"] = DEFAULT_ITERATIONS
@@ -108,6 +115,10 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("strategy", "elite_fraction")
 @config_option("env", "reward_shift")
 @config_option("env", "max_episode_steps")
+@config_option("env", "kwargs", "--env-kwargs", multiple=True, metavar="NAME=VALUE",
+               to_config=parse_env_kwargs, show_default=False,
+               help=option_help("env", "kwargs") + "; repeat for each (--env-kwargs "
+                    "frame_skip=2 --env-kwargs ctrl_cost_weight=0.2)")
 @config_option("run", "iterations", hint=f"{DEFAULT_ITERATIONS} if no budget is given")
 @config_option("run", "timesteps")
 @config_option("run", "time_limit")
@@ -163,6 +174,8 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
 
     adapters = trackers(c, run_dir, tensorboard=tensorboard_dir, wandb_project=wandb_project,
                         wandb=wandb_project is not None)  # a missing package: refused here
+    if mode != "resume":  # after every refusal; a resumed run's environment was chosen before
+        warn_outdated(c.env.id)
     cpus = os.cpu_count() or 1
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
@@ -176,8 +189,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
                              f"{'ν' if s.algo == 'es' else 'σ0'}={s.noise_std}"])
     run = trainer.dir
     resuming = resume and run.has_checkpoint()  # else nothing was trained: start afresh
-    click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id} with "
-               f"{s.algo.upper()} ({flavour}) -> {run_dir}", err=True)
+    settings = "".join(f", {k}={v!r}" for k, v in c.env.kwargs)
+    click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id}"
+               f"{f' ({settings[2:]})' if settings else ''} with {s.algo.upper()} ({flavour}) "
+               f"-> {run_dir}", err=True)
     printer = None if quiet else (
         lambda row, info: click.echo(progress_line(row, info), err=True))
     try:

@@ -6,6 +6,11 @@ rollout code as training's evaluation and returns the unshifted returns. The sta
 read, never updated. Episode e uses the seed ``env_seed(seed, iteration, e, EVAL)`` with the
 checkpoint's iteration, so with the run's own seed and ``eval_episodes`` episodes it repeats
 the evaluation the trainer logged for that checkpoint exactly.
+
+``load_run(dir, name, env_id="HalfCheetah-v5")`` evaluates the policy on another environment
+(another id, other settings: ``env_kwargs`` replaces the run's settings of those names) whose
+observation and action spaces have the run's shapes, a v4 -> v5 transfer; anything else is a
+SpaceError naming both shapes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from es_compact.checkpoint import CheckpointError
 from es_compact.checks import integer, is_integer
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
-from es_compact.errors import ConfigError
+from es_compact.errors import ConfigError, SpaceError
 from es_compact.normalizer import RunningStat
 from es_compact.policies import Policy, make_policy
 from es_compact.rollout import EVAL, RolloutWorker, env_seed
@@ -47,8 +52,13 @@ class LoadedRun:
         return int(self.meta["iteration"])
 
 
-def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
-    """Read config.json and checkpoints/NAME; ConfigError or CheckpointError if unusable."""
+def load_run(run_dir: str | Path, name: str = "best", env_id: str | None = None,
+             env_kwargs: dict | None = None) -> LoadedRun:
+    """Read config.json and checkpoints/NAME; ConfigError or CheckpointError if unusable.
+
+    env_id, env_kwargs: evaluate on this environment instead (the run's id and settings where
+    None; env_kwargs overrides the run's settings of the same names), which must have the
+    run's observation and action shapes (SpaceError). The loaded config names it."""
     if name not in CHECKPOINTS:
         raise ConfigError(f"unknown checkpoint {name!r}: choose {' or '.join(CHECKPOINTS)}")
     run = RunDir(run_dir)
@@ -57,7 +67,22 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
         raise CheckpointError(f"no checkpoint '{name}' in {run.checkpoints} (no evaluation "
                               "has run yet); use --checkpoint latest")
     arrays, meta = run.load_checkpoint(name)
-    obs_space, act_space = env_spaces(config.env.id)
+    obs_space, act_space = env_spaces(config.env.id, **config.env.make_kwargs())
+    if env_id is not None or env_kwargs:
+        env = dataclasses.replace(config.env, id=config.env.id if env_id is None else env_id,
+                                  kwargs={**dict(config.env.kwargs), **(env_kwargs or {})})
+        env.validate()
+        if env != config.env:
+            try:
+                spaces = env_spaces(env.id, **env.make_kwargs())
+            except ConfigError as exc:
+                if env_id is None or not set(dict(config.env.kwargs)) - set(env_kwargs or {}):
+                    raise
+                raise ConfigError(f"{exc} (the run's environment settings carry over to "
+                                  "another environment)") from None
+            check_transfer(config.env.id, (obs_space, act_space), env.id, spaces)
+            obs_space, act_space = spaces
+            config = dataclasses.replace(config, env=env)
     policy = make_policy(config.policy, obs_space, act_space, seed=config.run.seed)
     missing = {"theta", *OBS_KEYS} - set(arrays)
     if missing:
@@ -75,6 +100,24 @@ def load_run(run_dir: str | Path, name: str = "best") -> LoadedRun:
     else:  # V1: the policy never saw normalised observations
         mean, std = np.zeros(policy.obs_dim), np.ones(policy.obs_dim)
     return LoadedRun(run.path, name, config, policy, theta, mean, std, meta)
+
+
+def _shape(space) -> str:
+    """'Box (17,)', 'Discrete 2': what a policy built for the space depends on."""
+    n = getattr(space, "n", None)
+    if n is not None and not getattr(space, "shape", ()):
+        return f"{type(space).__name__} {int(n)}"
+    return f"{type(space).__name__} {tuple(space.shape or ())}"
+
+
+def check_transfer(trained_on: str, trained_spaces, env_id: str, spaces) -> None:
+    """SpaceError unless a policy trained on trained_on's (observation, action) spaces can act
+    in env_id's: the same kinds and shapes (bounds may differ: actions are clipped, or
+    squashed, into the new environment's)."""
+    for what, a, b in zip(("observations", "actions"), trained_spaces, spaces, strict=True):
+        if _shape(a) != _shape(b):
+            raise SpaceError(f"cannot evaluate on {env_id}: its {what} are {_shape(b)}, the "
+                             f"policy's ({trained_on}) {_shape(a)}")
 
 
 def _check_count_and_seed(episodes, seed) -> None:

@@ -12,7 +12,8 @@ exactly as θ stores them, under ``layer{i}.{name}``:
 plus ``obs_mean``/``obs_std`` (the checkpoint's frozen normaliser), ``action_low``/
 ``action_high`` and ``spec``: a JSON string with each layer's kind, sizes, activation, slope
 and bias flag, the squash mode (``clip``, ``tanh`` or ``argmax`` for Discrete actions) and
-where the policy came from. ``STANDALONE_SOURCE`` is a short documented module that runs it
+where the policy came from (the run, its checkpoint, the environment's id and its settings,
+``env_kwargs``). ``STANDALONE_SOURCE`` is a short documented module that runs it
 with NumPy alone; ``export`` writes it next to the npz as ``policy_runner.py``.
 """
 
@@ -128,6 +129,7 @@ def policy_arrays(run: LoadedRun) -> dict[str, np.ndarray]:
         low = np.full(spec.dim, -np.inf) if spec.low is None else spec.low
         high = np.full(spec.dim, np.inf) if spec.high is None else spec.high
     meta = {"format": FORMAT, "arch": policy.arch, "env": run.config.env.id,
+            "env_kwargs": dict(run.config.env.kwargs),
             "run_dir": str(run.run_dir), "checkpoint": run.name, "iteration": run.iteration,
             "obs_dim": policy.obs_dim, "act_dim": spec.dim, "squash": squash, "layers": layers}
     arrays.update(obs_mean=np.asarray(run.obs_mean, dtype=np.float64),

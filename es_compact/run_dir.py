@@ -78,9 +78,21 @@ def _fmt(x) -> str:
     return str(x)
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+"""The value of an environment setting (env.kwargs.NAME) that one configuration does not give."""
+
+
 def _flat(config: TrainConfig) -> dict[str, object]:
-    """'section.field' -> value for every field of a configuration."""
-    return {f"{s}.{k}": v for s, sub in config.to_dict().items() for k, v in sub.items()}
+    """'section.field' -> value for every field of a configuration, each environment setting
+    as its own 'env.kwargs.NAME', so that a refused resume names the one that differs."""
+    flat = {f"{s}.{k}": v for s, sub in config.to_dict().items() for k, v in sub.items()}
+    flat.update({f"env.kwargs.{k}": v for k, v in flat.pop("env.kwargs").items()})
+    return flat
 
 
 def _unused(config: TrainConfig) -> set[str]:
@@ -98,8 +110,13 @@ def resume_differences(stored: TrainConfig, wanted: TrainConfig) -> list[tuple[s
     stored, wanted = resolve(stored), resolve(wanted)
     a, b = _flat(stored), _flat(wanted)
     ignore = _unused(stored) & _unused(wanted)
-    keys = [k for k in a if k.split(".")[0] in SHAPES_THETA and k not in ignore] + ["run.seed"]
-    return [(k, a[k], b[k]) for k in keys if a[k] != b[k]]
+    keys = [k for k in {**a, **b} if k.split(".")[0] in SHAPES_THETA and k not in ignore]
+    keys.append("run.seed")
+    return [(k, a.get(k, UNSET), b.get(k, UNSET)) for k in keys
+            if a.get(k, UNSET) != b.get(k, UNSET) or (
+                # an environment setting of True is not one of 1 (nor 2.0 one of 2) to the
+                # constructor, which may test `is True` or use it as a count
+                k.startswith("env.kwargs.") and type(a[k]) is not type(b[k]))]
 
 
 class RunDir:

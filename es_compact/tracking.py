@@ -41,12 +41,12 @@ def _require(module: str, extra: str):
 
 
 def flat_config(config: TrainConfig) -> dict:
-    """The resolved configuration as section.field -> bool / int / float / str (tuples and
-    None as their text): what TensorBoard's hparams accept."""
+    """The resolved configuration as section.field -> bool / int / float / str (tuples, env.kwargs
+    and None as their text): what TensorBoard's hparams accept."""
     out = {}
     for section, fields in config.to_dict().items():
         for name, value in fields.items():
-            if value is None or isinstance(value, (list, tuple)):
+            if value is None or isinstance(value, (list, tuple, dict)):
                 value = str(value)
             out[f"{section}.{name}"] = value
     return out

@@ -99,7 +99,7 @@ class Trainer:
         if self._own_backend:  # a backend given to the trainer was sized by its caller
             check_workers_fit(self.config)
         if self.policy is None:
-            obs_space, act_space = env_spaces(self.config.env.id)
+            obs_space, act_space = env_spaces(self.config.env.id, **self.config.env.make_kwargs())
             self.policy = make_policy(self.config.policy, obs_space, act_space,
                                       seed=self.config.run.seed)
             STRATEGIES[self.config.strategy.algo].check_dim(self.config.strategy,

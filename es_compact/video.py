@@ -106,12 +106,15 @@ def check_recording(env_id: str) -> None:
 
 
 def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
-           timeout: float = 600.0) -> dict:
-    """Render one noiseless episode of checkpoint NAME into OUT (.mp4).
+           timeout: float = 600.0, env_id: str | None = None,
+           env_kwargs: dict | None = None) -> dict:
+    """Render one noiseless episode of checkpoint NAME into OUT (.mp4); env_id and env_kwargs
+    as for evaluate.load_run (another environment of the run's shapes).
 
     Returns {frames, steps, return, backend, width, height, fps}."""
     out = check_video_path(out)
-    check_recording(load_run_config(run_dir).env.id)
+    check_recording(env_id or load_run_config(run_dir).env.id)
+    where = json.dumps({"env_id": env_id, "env_kwargs": env_kwargs or {}})
     user = os.environ.get("MUJOCO_GL")
     backends = (user,) if user else HEADLESS_BACKENDS
     failures = []
@@ -121,7 +124,8 @@ def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "es_compact.video", str(run_dir), name, str(out),
-                 str(int(env_seed))], env=env, capture_output=True, text=True, timeout=timeout)
+                 str(int(env_seed)), where], env=env, capture_output=True, text=True,
+                timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RenderError(f"recording with MUJOCO_GL={backend} took over {timeout:.0f} s; "
                               "gave up") from None
@@ -134,7 +138,8 @@ def record(run_dir: str | Path, name: str, out: str | Path, env_seed: int,
     raise RenderError(f"{chosen} ({'; '.join(failures)}); {INSTALL_HINT}")
 
 
-def _render_episode(run_dir: str, name: str, out: str, seed: int) -> dict:
+def _render_episode(run_dir: str, name: str, out: str, seed: int, env_id: str | None = None,
+                    env_kwargs: dict | None = None) -> dict:
     """The child's work; MUJOCO_GL is already set. Raises _NoGL if no frame can be drawn."""
     import gymnasium as gym
     import imageio.v2 as imageio
@@ -144,10 +149,8 @@ def _render_episode(run_dir: str, name: str, out: str, seed: int) -> dict:
         import mujoco  # noqa: F401  (reads MUJOCO_GL on import)
     except Exception as exc:
         raise _NoGL(f"{type(exc).__name__}: {exc}") from exc
-    run = load_run(run_dir, name)
-    kwargs = {"render_mode": "rgb_array"}
-    if run.config.env.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = run.config.env.max_episode_steps
+    run = load_run(run_dir, name, env_id, env_kwargs)
+    kwargs = {**run.config.env.make_kwargs(), "render_mode": "rgb_array"}
     try:
         env = make_env(run.config.env.id, **kwargs)
         obs, _ = env.reset(seed=seed)
@@ -195,9 +198,10 @@ class _NoGL(Exception):
 
 
 def _main(argv: list[str]) -> int:
-    run_dir, name, out, seed = argv
+    run_dir, name, out, seed, *where = argv  # where: {env_id, env_kwargs} as JSON, optional
     try:
-        result = _render_episode(run_dir, name, out, int(seed))
+        result = _render_episode(run_dir, name, out, int(seed),
+                                 **(json.loads(where[0]) if where else {}))
     except _NoGL as exc:
         print(exc, file=sys.stderr)
         return GL_UNAVAILABLE

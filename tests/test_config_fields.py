@@ -58,7 +58,7 @@ def test_train_keeps_its_flags():
     assert flags["--env"] == ("env", "id")
     assert flags["--checkpoint-every"] == ("run", "checkpoint_every_s")
     assert set(flags) == {
-        "--env", "--reward-shift", "--max-episode-steps", "--arch", "--hidden",
+        "--env", "--env-kwargs", "--reward-shift", "--max-episode-steps", "--arch", "--hidden",
         "--hidden-layers", "--rotations", "--depth", "--nonlin-every", "--slope", "--dcnn-init",
         "--squash", "--algo", "--variant", "--step-size", "--directions", "--top",
         "--noise-std", "--exploration", "--optimizer", "--l2-coeff", "--momentum", "--max-speed",

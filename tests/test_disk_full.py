@@ -26,7 +26,7 @@ from cli_checks import invoke
 from es_compact import checkpoint
 from es_compact.run_dir import TIMING_COLUMNS
 
-ARGS = ["train", "--env", "InvertedPendulum-v4", "--arch", "linear", "--directions", "4",
+ARGS = ["train", "--env", "InvertedPendulum-v5", "--arch", "linear", "--directions", "4",
         "--top", "2", "--max-episode-steps", "50", "--eval-every", "2", "--eval-episodes", "1",
         "--noise-table-size", "10000", "--backend", "serial", "--checkpoint-every", "0",
         "--quiet", "--no-plot"]
