@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job, briefly: 5 ARS iterations of a KAMA policy on HalfCheetah with every core.
+# The main job, briefly: 5 ARS iterations of a KAMA policy on HalfCheetah-v5 with every core.
 run: $(STAMP)
-	$(BIN)/es-compact params --env HalfCheetah-v4 --arch kama --hidden 64 --rotations 200
-	$(BIN)/es-compact train --env HalfCheetah-v4 --arch kama --iterations 5 --eval-every 5 \
+	$(BIN)/es-compact params --env HalfCheetah-v5 --arch kama --hidden 64 --rotations 200
+	$(BIN)/es-compact train --env HalfCheetah-v5 --arch kama --iterations 5 --eval-every 5 \
 		--out runs/quickstart --overwrite
 	$(BIN)/es-compact eval runs/quickstart --episodes 3
 

@@ -27,6 +27,7 @@ from es_compact.envs import _accepted, accepted_kwargs, make_env, outdated
 from es_compact.errors import ConfigError, SpaceError
 from es_compact.evaluate import eval_worker, evaluate, load_run
 from es_compact.export import policy_arrays
+from es_compact.presets import preset_for
 from es_compact.rollout import RolloutWorker
 from es_compact.run_dir import UNSET, RunDir, resume_differences
 from es_compact.trainer import Trainer
@@ -49,6 +50,13 @@ def theta(run_dir) -> np.ndarray:
 
 
 # v5 first-class ------------------------------------------------------------------------------
+
+def test_v5_is_the_default_and_shares_v4s_preset():
+    assert EnvConfig().id == "HalfCheetah-v5"
+    ctx = train.make_context("train", [])
+    assert build_config(ctx, dict(ctx.params), None).env.id == "HalfCheetah-v5"
+    assert preset_for("HalfCheetah-v5") == preset_for("HalfCheetah-v4")
+
 
 def test_outdated_is_gymnasiums_own_notice():
     import gymnasium as gym
