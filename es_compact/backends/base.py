@@ -75,9 +75,10 @@ class Deadlines:
         """Learn the step time and episode lengths from finished rollouts."""
         for r in results:
             if not r.failed and r.busy_seconds > 0:
+                steps = np.asarray(r.steps).tolist()  # two ints: NumPy's sum and max cost more
                 self._busy += r.busy_seconds
-                self._steps += max(1, int(np.sum(r.steps)))
-                self._longest = max(self._longest, int(np.max(r.steps)))
+                self._steps += max(1, sum(steps))
+                self._longest = max(self._longest, max(steps))
 
     @property
     def step_seconds(self) -> float:

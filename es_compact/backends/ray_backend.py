@@ -3,7 +3,10 @@
 - The noise table is put once in the object store; actors on a node map that one copy.
 - Per iteration the Broadcast is put once and passed by reference; chunks of tasks
   (base.split_tasks) go to actors as they become free, and results are put back in task
-  order.
+  order. Each call's completion is announced by a callback (ObjectRef.future) into a queue,
+  so the driver wakes up in O(1) per finished chunk rather than in one ray.wait over every
+  busy actor (0.3 ms of CPU with 512 of them), and takes the result the callback's thread has
+  already deserialized; deadlines sit in a heap.
 - An actor that dies (killed process, lost node) is replaced and its chunk is run again by
   another. The replacement is asked for and never waited for: when its node was lost and no
   other has room, the run goes on with the actors it has (one warning line, "node lost:
@@ -21,9 +24,12 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import pickle
+import queue
 import signal
 import socket
 import stat
@@ -156,6 +162,8 @@ class RayBackend(Backend):
         self.deadlines = Deadlines()
         self._started_ray = False
         self._short_of = 0  # workers missing when that was last announced
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        """(ref, future) of every watched call, as it completes (Ray's thread puts them)."""
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -213,7 +221,25 @@ class RayBackend(Backend):
         actor = self._actor_cls.remote(self._config_dict, self._table_ref)
         self.actors[slot] = actor
         self._nodes[slot] = None
-        self._starting[actor.node.remote()] = slot
+        ref = actor.node.remote()
+        self._starting[ref] = slot
+        self._watch(ref)
+
+    def _watch(self, ref) -> None:
+        ref.future().add_done_callback(lambda future: self._done.put((ref, future)))
+
+    def _ready(self, timeout: float | None) -> list:
+        """The driver's one blocking call of an iteration: (ref, future) of the calls that
+        completed, at least one unless timeout seconds passed first."""
+        try:
+            ready = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                ready.append(self._done.get_nowait())
+            except queue.Empty:
+                return ready
 
     def _started(self, ref) -> int | None:
         """The slot whose actor is now ready, or None if it died while starting (then a
@@ -276,37 +302,43 @@ class RayBackend(Backend):
             len(pickle.dumps(c.tasks, protocol=5)) for c in sched.chunks)
         idle = [s for s in range(self.n_workers) if self._nodes[s] is not None]
         busy: dict = {}  # ref -> (slot, chunk id, sent at, deadline)
+        due, order = [], itertools.count()  # heap of (deadline, n, ref); stale ones skipped
         while sched:
             while sched.pending and idle:
                 slot, cid = idle.pop(), sched.next()
                 ref = self.actors[slot].run.remote(bc_ref, sched.tasks_of(cid))
-                now = time.monotonic()
-                busy[ref] = (slot, cid, time.perf_counter(), now + sched.deadline(cid))
-            timeout = (max(0.0, min(b[3] for b in busy.values()) - time.monotonic())
-                       if busy else None)
-            done, _ = ray.wait([*busy, *self._starting], num_returns=1, timeout=timeout)
-            for ref in done:
+                deadline = time.monotonic() + sched.deadline(cid)
+                busy[ref] = (slot, cid, time.perf_counter(), deadline)
+                heapq.heappush(due, (deadline, next(order), ref))
+                self._watch(ref)
+            while due and due[0][2] not in busy:
+                heapq.heappop(due)
+            timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
+            for ref, future in self._ready(timeout):
                 if ref in self._starting:
                     slot = self._started(ref)
                     if slot is not None:
                         idle.append(slot)
                         self._announce()
-                else:
-                    slot = self._finished(ref, busy.pop(ref), sched)
+                elif ref in busy:  # else: a call given up on (timed out) or of a past run
+                    slot = self._finished(ref, busy.pop(ref), sched, future)
                     if slot is not None:
                         idle.append(slot)
             now = time.monotonic()
-            for ref in [r for r, b in busy.items() if b[3] <= now]:
-                self._timed_out(busy.pop(ref), sched)
+            while due and due[0][0] <= now:
+                ref = heapq.heappop(due)[2]
+                if ref in busy:
+                    self._timed_out(busy.pop(ref), sched)
         return sched.results()
 
-    def _finished(self, ref, entry, sched: Schedule) -> int | None:
-        """Take a chunk's results; the slot, free again (None: its actor died)."""
+    def _finished(self, ref, entry, sched: Schedule, future=None) -> int | None:
+        """Take a chunk's results (from its completed future, else by ray.get); the slot,
+        free again (None: its actor died)."""
         from ray.exceptions import RayActorError
 
         slot, cid, sent_at, _ = entry
         try:
-            results = self._ray.get(ref)
+            results = future.result() if future is not None else self._ray.get(ref)
         except RayActorError as exc:
             self._lost(slot, cid, exc)
             sched.lost(cid)

@@ -193,8 +193,8 @@ class Instrument:
     -> _stats(state) and one merge per result (merge) -> the new state and row (other).
     Inside backend.run: for mp, _dispatch and the code before the first one are dispatch, the
     rest outside the blocking wait (_select, or multiprocessing's wait() before it) is
-    gather; for Ray, _finished (ray.get of a chunk) is gather, the rest outside ray.wait is
-    dispatch. The driver's CPU time inside the wait
+    gather; for Ray, _finished (taking a chunk's results) is gather, the rest outside the
+    blocking wait (_ready, or ray.wait before it) is dispatch. The driver's CPU time inside the wait
     counts as gather (polling is work); the rest of the wait is wait.
 
     On a machine with fewer cores than workers, the wall clock also counts the time the
@@ -263,10 +263,15 @@ class Instrument:
         elif self.kind == "ray":
             import ray
 
-            wait = ray.wait
             b._finished = self._summing("finished", b._finished)
-            ray.wait = self._summing("wait", wait)
-            self._undo += [lambda: setattr(ray, "wait", wait), lambda: delattr(b, "_finished")]
+            self._undo.append(lambda: delattr(b, "_finished"))
+            if hasattr(b, "_ready"):  # the blocking call of an iteration
+                b._ready = self._summing("wait", b._ready)
+                self._undo.append(lambda: delattr(b, "_ready"))
+            else:  # before it had one: ray.wait
+                wait = ray.wait
+                ray.wait = self._summing("wait", wait)
+                self._undo.append(lambda: setattr(ray, "wait", wait))
 
     def close(self) -> None:
         """Take the wrappers off the backend (the trainer's go with the trainer)."""
