@@ -296,7 +296,8 @@ class Instrument:
         def timed_stats(*a, **k):
             rs = stats(*a, **k)
             for name in ("merge", "merge_all"):  # whichever the trainer calls
-                setattr(rs, name, self._marking(getattr(rs, name), "merge_end"))
+                if hasattr(rs, name):
+                    setattr(rs, name, self._marking(getattr(rs, name), "merge_end"))
             return rs
 
         s.tell, s.state, trainer._stats = timed_tell, timed_state, timed_stats
