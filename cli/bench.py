@@ -239,15 +239,29 @@ def _counts(text: str, flag: str) -> list[int]:
               help="at least this many steps of each real environment are timed (whole "
                    "episodes; the cost per step is scaled to a 1000-step episode)")
 @click.option("--label", default="", help="a word stored in every row (e.g. before, after)")
+@click.option("--refit", metavar="LABEL",
+              help="measure nothing: extrapolate the points labelled LABEL in --out anew")
+@click.option("--episodes-of", metavar="LABEL",
+              help="with --refit: with the episode costs of the run labelled LABEL  "
+                   "[LABEL of --refit]")
 @click.option("--out", default="results/bench_driver.csv", show_default=True)
-def driver(backends, workers, directions, shapes, episode_ms, iterations, limit_directions,
-           episode_steps, label, out):
+@click.pass_context
+def driver(ctx, backends, workers, directions, shapes, episode_ms, iterations, limit_directions,
+           episode_steps, label, refit, episodes_of, out):
     """The driver's time per iteration (ask, dispatch, gather, merge, tell) with rollouts that
     cost a sleep, for mp and Ray from 2 workers up and N from 8 to 1000; bytes per iteration;
     and from linear fits of these, the worker count at which the driver would take more than
     5 % of an iteration with HalfCheetah's and Humanoid's measured episode costs."""
     from es_compact.bench import driver as drv
 
+    measuring = refit is None
+    refuse_ignored(ctx, {**{name: (measuring, "when measuring, not with --refit") for name in
+                            ("backends", "workers", "directions", "shapes", "episode_ms",
+                             "iterations", "episode_steps", "label")},
+                         "episodes_of": (not measuring, "with --refit")})
+    if not measuring:
+        _refit(out, refit, episodes_of or refit, _counts(limit_directions, "--limit-directions"))
+        return
     # Checked before the measurements, which take many minutes.
     workers_list = _counts(workers, "--workers")
     directions_list = _counts(directions, "--directions")
@@ -288,9 +302,30 @@ def driver(backends, workers, directions, shapes, episode_ms, iterations, limit_
     if not limits:
         click.echo("no worker limits: extrapolating needs at least two worker counts and two "
                    "values of N")
+    _echo_limits(limits)
+    click.echo(f"appended {len(rows)} rows to {out}")
+
+
+def _refit(out: str, points_label: str, episodes_label: str, limit_directions) -> None:
+    import pandas as pd
+
+    from es_compact.bench import driver as drv
+    from es_compact.errors import ConfigError
+
+    check_csv(out)
+    try:
+        stored = pd.read_csv(out).to_dict("records")
+    except FileNotFoundError:
+        raise ConfigError(f"--refit reads {out}, which does not exist") from None
+    rows = drv.refit_rows(stored, points_label, episodes_label, limit_directions)
+    append_rows(out, rows, run_metadata())
+    _echo_limits(rows)
+    click.echo(f"appended {len(rows)} rows to {out}")
+
+
+def _echo_limits(limits) -> None:
     for r in limits:
         click.echo(f"{r['backend']:<4} {r['env']:<15} N={r['directions']:<5} "
                    f"E={r['episode_s']:.3f} s: driver > 5 % of an iteration from "
                    f"{r['workers_at_5pct']} workers; at 512: {r['share_at_512']:.1%} "
                    f"({r['driver_ms_at_512']:.1f} ms CPU)")
-    click.echo(f"appended {len(rows)} rows to {out}")

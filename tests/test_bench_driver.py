@@ -194,3 +194,53 @@ def test_bench_driver_extrapolates_limits_on_mp_and_ray(tmp_path):
     assert set(lim.index) == {"mp", "ray"} and (lim["env"] == "Humanoid-v4").all()
     assert lim["model"].str.contains("dispatch = ").all()
     assert "driver > 5 % of an iteration from" in res.output
+
+
+def _stored_rows(label, driver_s_per_direction, episode_s):
+    """Point rows of a driver costing driver_s_per_direction x N (CPU), and episode rows."""
+    rows = [{"case": "episode", "shape": s, "env": D.REAL_ENVS[s], "episode_s": episode_s,
+             "label": label} for s in ("humanoid",)]
+    for w in (2, 4):
+        for n in (8, 64):
+            rows.append({"case": "point", "shape": "humanoid", "backend": "mp", "workers": w,
+                         "directions": n, "label": label, "driver_cpu_ms": 0.0,
+                         **{f"{p}_cpu_ms": 0.0 for p in D.CPU_PHASES},
+                         "ask_cpu_ms": 1e3 * driver_s_per_direction * n})
+    for r in rows:
+        if r["case"] == "point":
+            r["driver_cpu_ms"] = r["ask_cpu_ms"]
+    return rows
+
+
+def test_refit_compares_two_runs_at_the_same_episode_costs(tmp_path):
+    from es_compact.results import append_rows
+
+    out = tmp_path / "bd.csv"
+    # before: 1 ms a direction, after: 0.1 ms; episodes of 1 s (before's run) and 0.5 s
+    append_rows(out, _stored_rows("before", 1e-3, 1.0) + _stored_rows("after", 1e-4, 0.5),
+                {"command": "test", "commit": "x", "date": "d"})
+    res = invoke("bench", "driver", "--refit", "before", "--episodes-of", "after",
+                 "--limit-directions", "1000", "--out", out)
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out).iloc[-1]
+    assert row["label"] == "before points, after episodes" and row["episode_s"] == 0.5
+    # share = 1e-3 N / (1e-3 N + 2 x 0.5 x ceil(N / W)) > 5 % from ceil(1000 / W) <= 18
+    assert int(row["workers_at_5pct"]) == 56 and row["directions"] == 1000
+    stored = pd.read_csv(out).to_dict("records")
+    again = D.refit_rows(stored, "after", "after", [1000])[0]
+    # 0.1 / (0.1 + ceil(1000 / W)) > 5 % only at ceil = 1, from W = 1000 on
+    assert again["workers_at_5pct"] == 1000
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--refit", "before", "--workers", "4"], ["--workers", "not with --refit"]),
+    (["--episodes-of", "after"], ["--episodes-of", "with --refit"]),
+    (["--refit", "nothing"], ["no points labelled 'nothing'"]),
+])
+def test_refit_refuses_what_it_would_ignore_or_cannot_fit(tmp_path, args, words):
+    from es_compact.results import append_rows
+
+    out = tmp_path / "bd.csv"
+    append_rows(out, _stored_rows("before", 1e-3, 1.0), {"command": "t", "commit": "x",
+                                                         "date": "d"})
+    one_line_error(invoke("bench", "driver", *args, "--out", out), *words)

@@ -56,6 +56,7 @@ from scipy.optimize import nnls
 from es_compact.backends import make_backend
 from es_compact.backends.base import split_tasks
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
+from es_compact.errors import ConfigError
 from es_compact.exploration import Directions
 from es_compact.noise import NoiseTable, build_table
 from es_compact.presets import resolve
@@ -556,3 +557,24 @@ def run(shapes: Iterable[str], backends: Iterable[str], workers: Iterable[int],
         r.update(label=label, load_1min_start=round(load0[0], 2),
                  load_1min_end=round(load1[0], 2))
     return rows
+
+
+def refit_rows(rows: list[dict], points_label: str, episodes_label: str,
+               directions: Iterable[int]) -> list[dict]:
+    """Limit rows from stored rows: the points labelled `points_label`, extrapolated with the
+    episode costs of the run labelled `episodes_label` (the newest such rows), so that two
+    versions of the driver are compared at the same episode costs."""
+    points = [{**r, "workers": int(r["workers"]), "directions": int(r["directions"])}
+              for r in rows if r.get("case") == "point" and r.get("label") == points_label]
+    episodes = {r["shape"]: r for r in rows
+                if r.get("case") == "episode" and r.get("label") == episodes_label}
+    missing = {p["shape"] for p in points} - set(episodes)
+    if not can_fit(points) or missing:
+        raise ConfigError(f"no points labelled {points_label!r} to fit (two worker counts and "
+                          "two values of N at least)" if not can_fit(points) else
+                          f"no episode costs labelled {episodes_label!r} for {sorted(missing)}")
+    out = limit_rows(points, episodes, sorted(set(directions)))
+    for r in out:
+        r.update(label=f"{points_label} points, {episodes_label} episodes",
+                 refit_of=points_label, episodes_of=episodes_label)
+    return out
