@@ -334,21 +334,29 @@ class MultiprocessBackend(Backend):
         sched = Schedule(tasks, self.n_workers, self.deadlines)
         idle = list(self.workers)
         busy: dict = {}  # conn -> worker
-        # A selector a run, each busy worker registered once, and a heap of deadlines: waking
-        # up costs the driver O(ready) and O(log W), not a registration of every busy worker
-        # (multiprocessing's wait() registers all of them anew each call: O(W) each).
+        # A selector a run with every worker registered once, and a heap of deadlines: a
+        # wake-up costs the driver O(ready) and O(log W), and a chunk no registration at all
+        # (multiprocessing's wait() registers every busy worker anew each call: O(W) each).
         sel, due, order = selectors.DefaultSelector(), [], itertools.count()
+        for w in self.workers:
+            _watch(sel, w)
+
+        def replace(w: _Worker, chunk: int | None) -> None:
+            _unwatch(sel, w)
+            new = self._replace(w, chunk)
+            _watch(sel, new)
+            idle.append(new)
+
         try:
             while sched:
                 while sched.pending and idle:
                     w, cid = idle.pop(), sched.next()
                     if self._dispatch(w, sched, cid):
                         busy[w.conn] = w
-                        _watch(sel, w)
                         heapq.heappush(due, (w.deadline, next(order), w))
                     else:
                         sched.lost(cid)
-                        idle.append(self._replace(w, None))
+                        replace(w, None)
                 if not busy:
                     continue
                 while due[0][2].conn not in busy or due[0][2].deadline != due[0][0]:
@@ -356,20 +364,25 @@ class MultiprocessBackend(Backend):
                 timeout = max(0.0, due[0][0] - time.monotonic())
                 for key, _ in self._select(sel, timeout):
                     w = key.data
-                    if w.conn not in busy:
-                        continue  # handled already (its conn and its sentinel were both ready)
-                    if key.fileobj is not w.conn and not w.conn.poll():
-                        self._server_lost(w)  # the sentinel closed, yet the worker lives on
-                        for other in busy.values():
-                            _unwatch(sel, other, conn=False)
+                    if w.conn.closed:
+                        continue  # replaced already (its pipe and its sentinel were both ready)
+                    if key.fileobj is not w.conn:  # its process's sentinel
+                        if not w.conn.poll():  # the sentinel closed, yet the worker lives on
+                            self._server_lost(w)
+                            for other in self.workers:
+                                _unwatch(sel, other, conn=False)
+                        else:  # it died: its pipe says so too, and is handled as such
+                            _unwatch(sel, w, conn=False)
+                        continue
+                    if w.conn not in busy:  # an idle worker's pipe: closed, it died
+                        _unwatch(sel, w)  # (found and replaced when it is given a chunk)
                         continue
                     try:
                         data = w.conn.recv_bytes()
                     except (EOFError, OSError):
                         del busy[w.conn]
-                        _unwatch(sel, w)
                         sched.lost(w.chunk)
-                        idle.append(self._replace(w, w.chunk))
+                        replace(w, w.chunk)
                         continue
                     self.bytes_received += len(data)
                     kind, payload = pickle.loads(data)
@@ -380,7 +393,6 @@ class MultiprocessBackend(Backend):
                         r.busy_seconds for r in chunk_results)
                     sched.done(cid, chunk_results)
                     del busy[w.conn]
-                    _unwatch(sel, w)
                     w.chunk = None
                     idle.append(w)
                 now = time.monotonic()
@@ -389,7 +401,9 @@ class MultiprocessBackend(Backend):
                     if w.conn in busy and w.deadline == deadline:
                         del busy[w.conn]
                         _unwatch(sel, w)
-                        idle.append(self._timed_out(w, sched))
+                        new = self._timed_out(w, sched)
+                        _watch(sel, new)
+                        idle.append(new)
         finally:
             sel.close()
         return sched.results()
