@@ -9,7 +9,7 @@ import click
 from es_compact.config import ALGOS, RunConfig
 from es_compact.results import append_rows, check_csv, run_metadata
 from es_compact.settings import field_default
-from es_compact_cli.options import COUNT, config_option, refuse_ignored
+from es_compact_cli.options import COUNT, config_option, given, refuse_ignored
 
 
 @click.group()
@@ -41,6 +41,31 @@ def forward(quick, out):
     click.echo(f"appended {len(new)} rows to {out}")
 
 
+def _step_gain(env_id: str, rounds: int, out: str) -> None:
+    from es_compact.bench import steps
+
+    check_csv(out)
+    t0 = time.perf_counter()
+    names = ", ".join(steps.versions(env_id))
+    click.echo(f"timing gymnasium's step and the rollouts' step for {names}, {rounds} rounds...",
+               err=True)
+    rows = steps.step_gain(env_id, rounds=rounds)
+    append_rows(out, rows, run_metadata(time.perf_counter() - t0))
+    click.echo(f"{'env':<18} {'gymnasium':>10} {'bare env':>10} {'rollouts':>10} "
+               f"{'gain':>6} {'(min-max)':>12}")
+    for r in rows:
+        click.echo(f"{r['env']:<18} {r['gym_steps_per_s']:>10,.0f} {r['bare_steps_per_s']:>10,.0f} "
+                   f"{r['fast_steps_per_s']:>10,.0f} {r['fast_vs_gym']:>5.2f}x "
+                   f"{r['fast_vs_gym_min_max']:>12}"
+                   + ("" if r["fast_step"] else "  (no fast step: the bare env's own)"))
+    if len(rows) == 2:
+        v5 = rows[1]
+        click.echo(f"{v5['env']} in training: {v5['v5_fast_vs_v4_fast']:.2f} x {rows[0]['env']}'s "
+                   f"rollout step rate, {v5['v5_fast_vs_v4_gym']:.2f} x its gymnasium step rate")
+    click.echo(f"appended {len(rows)} rows to {out} (steps/s, medians over rounds; gain: "
+               "rollouts / gymnasium)")
+
+
 @bench.command()
 @config_option("env", "id", "--env", "env_id")
 @config_option("policy", "arch")
@@ -59,11 +84,15 @@ def forward(quick, out):
               help="compare these strategies' efficiency with ARS's, side by side in one "
                    "run (repeatable; 'all': every built-in one)")
 @click.option("--rounds", type=COUNT, default=2, show_default=True,
-              help="with --algo: rounds of ARS and each strategy in turn")
+              help="with --algo: rounds of ARS and each strategy in turn; with --step-gain: "
+                   "rounds of the step functions in turn (default 7)")
+@click.option("--step-gain", is_flag=True,
+              help="instead: gymnasium's step against the rollouts' (fast) step for the "
+                   "env's v4 and v5 versions, side by side")
 @click.option("--out", default="results/bench_throughput.csv", show_default=True)
 @click.pass_context
 def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memory_table,
-               memory_workers, algos, rounds, out):
+               memory_workers, algos, rounds, step_gain, out):
     """Training env-steps/s against the raw gymnasium step rate, measured in one run:
     efficiency = training rate / (workers x single-process rate). With --algo, each
     strategy's efficiency against ARS's, its bytes per iteration and the driver's share of
@@ -79,7 +108,13 @@ def throughput(ctx, env_id, arch, workers, backend, iterations, directions, memo
     if iterations < 6:
         raise ConfigError("--iterations must be at least 6 (one warm-up + five timed)")
     refuse_ignored(ctx, {"memory_workers": (memory_table > 0, "with --memory-table"),
-                         "rounds": (bool(algos), "with --algo")})
+                         "rounds": (bool(algos) or step_gain, "with --algo or --step-gain")})
+    if step_gain:
+        refuse_ignored(ctx, {k: (False, "without --step-gain") for k in
+                             ("arch", "workers", "backend", "iterations", "directions",
+                              "memory_table", "algos")})
+        _step_gain(env_id, rounds if given(ctx, "rounds") else 7, out)
+        return
     if algos and memory_table:
         raise ConfigError("--memory-table and --algo are separate measurements; run them "
                           "one at a time")

@@ -143,3 +143,38 @@ def test_bench_out_is_checked_before_the_timings(tmp_path, command, out, words):
     for name in ("p.sh", "notes.csv", "bench.txt"):
         assert (tmp_path / name).read_bytes() == b"not,ours\nprecious,1\n"
 
+
+
+def test_step_gain_times_both_versions_with_their_fast_steps():
+    from es_compact.bench import steps
+
+    assert steps.versions("Hopper-v5") == ["Hopper-v4", "Hopper-v5"]
+    assert steps.versions("CartPole-v1") == ["CartPole-v1"]
+    rows = steps.step_gain("HalfCheetah-v5", steps=100, rounds=2)
+    assert [r["env"] for r in rows] == ["HalfCheetah-v4", "HalfCheetah-v5"]
+    for r in rows:
+        assert r["fast_step"] is True and r["rounds"] == 2
+        assert r["fast_vs_gym"] == r["fast_steps_per_s"] / r["gym_steps_per_s"]
+        lo, hi = map(float, r["fast_vs_gym_min_max"].split("-"))
+        assert 0 < lo <= hi
+    v4, v5 = rows
+    assert v5["v5_fast_vs_v4_fast"] == v5["fast_steps_per_s"] / v4["fast_steps_per_s"]
+    # an env without a fast step times the bare env's own step as the rollouts' step
+    (cart,) = steps.step_gain("CartPole-v1", steps=100, rounds=1)
+    assert cart["fast_step"] is False and "v5_fast_vs_v4_fast" not in cart
+
+
+def test_bench_step_gain_writes_rows(tmp_path):
+    out = tmp_path / "bt.csv"
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--step-gain", "--env", "Swimmer-v5",
+                                   "--rounds", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert list(df["env"]) == ["Swimmer-v4", "Swimmer-v5"] and (df["case"] == "step_gain").all()
+    assert "Swimmer-v5 in training:" in res.output and df["commit"].notna().all()
+
+
+@pytest.mark.parametrize("flag", [["--arch", "kama"], ["--workers", "3"], ["--algo", "ars"]])
+def test_bench_step_gain_refuses_flags_it_would_ignore(flag):
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--step-gain", *flag])
+    one_line_error(res, flag[0], "without --step-gain")
