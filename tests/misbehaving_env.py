@@ -3,12 +3,13 @@
 
 It is InvertedPendulum-v4 except that an episode whose reset seed is divisible by `every`
 raises (mode 'raise') or returns NaN observations and rewards (mode 'nan') at step 5; the
-hanging ones below never return from that step instead.
+hanging ones below never return from that step instead, and CrashSeed kills its process there.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -109,8 +110,24 @@ def _hang_seed(seed: int) -> type:
     return HangSeed
 
 
+def _crash_seed(seed: int) -> type:
+    class CrashSeed(_Hanging):
+        """Crashes its process (SIGSEGV, as a bug in an environment's C code would) at step 5
+        of every episode reset with this seed."""
+
+        def step(self, action):
+            out = FlakyPendulum.step(self, action)
+            if self.t == HANG_AT_STEP and self.seed == seed:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            return out
+
+    return CrashSeed
+
+
 def __getattr__(name: str):
     kind, _, arg = name.partition("_")
+    if kind == "CrashSeed" and arg.isdigit():
+        return _crash_seed(int(arg))
     if kind == "HangOnce" and arg:
         return _hang_once(arg)
     if kind == "HangSeed" and arg.isdigit():

@@ -179,6 +179,29 @@ def test_env_that_always_hangs_fails_its_pair_naming_it(tmp_path, monkeypatch):
         f"checkpoint kept at iteration 0")
 
 
+def test_env_that_always_crashes_its_worker_fails_its_pair_naming_it(tmp_path, monkeypatch,
+                                                                    caplog):
+    """A rollout that kills its worker process every time (SIGSEGV) is not re-run for ever:
+    after MAX_LOSSES losses alone it is a failed pair whose error names it; the tasks that
+    shared its chunk are run again alone and give their own results."""
+    from es_compact.backends.base import MAX_LOSSES
+    from es_compact.rollout import TRAIN, env_seed
+
+    monkeypatch.syspath_prepend(str(HERE))
+    seed = env_seed(0, 0, 3, TRAIN)
+    cfg = config("mp", 2, iterations=1, env=f"misbehaving_env:CrashSeed_{seed}",
+                 max_failed_fraction=0.1)
+    with caplog.at_level("WARNING"), pytest.raises(TrainingError) as info:
+        Trainer(cfg, tmp_path / "run").run()
+    assert str(info.value) == (
+        f"iteration 0: 1 of 8 rollout pairs failed (first: direction 3 (env seed {seed}) "
+        f"lost its worker {MAX_LOSSES} times (a crash that repeats, e.g. in the environment's "
+        "own code)); checkpoint kept at iteration 0")
+    deaths = [r for r in caplog.records if "died" in r.getMessage()]
+    assert MAX_LOSSES <= len(deaths) <= MAX_LOSSES + 1  # + 1: the chunk it was first sent in
+    assert sum("giving up: direction 3" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_rollout_timeout_is_refused_where_nothing_can_enforce_it(tmp_path):
     with pytest.raises(ConfigError, match="run.rollout_timeout applies only with backend mp "
                                           "or ray"):

@@ -10,6 +10,12 @@ environment seed up to ``MAX_ATTEMPTS`` times in all, each time with twice the d
 then reported as a failed pair (``Result.failed``, ``Result.error`` naming the task and the
 deadline), which the trainer counts like an environment that raised. A transient hang
 therefore changes nothing: the retried task gives the result it would have given.
+
+A worker that dies while running a chunk (killed, out of memory, a lost node, a crash in the
+environment's own code) is replaced and the chunk runs again. Since a crash that repeats
+would otherwise be re-run for ever, a lost chunk of several tasks is split and each task
+retried alone, and a task whose worker died ``MAX_LOSSES`` times running it alone is reported
+as a failed pair as above.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from es_compact.rollout import EVAL, Broadcast, Result, Task
 
 MAX_ATTEMPTS = 3
 """Times a task is run before it counts as failed for passing its deadline (1 + 2 retries)."""
+MAX_LOSSES = 4
+"""Times a task alone may lose its worker before it counts as failed: more than a worker killed
+at random or a lost node makes likely, so only a crash that repeats is given up on."""
 TIMEOUT_FLOOR_S = 30.0
 """The derived deadline of a chunk is never shorter than this."""
 TIMEOUT_FACTOR = 20.0
@@ -100,6 +109,7 @@ class Deadlines:
 class _Chunk:
     tasks: list[Task]
     attempt: int = 0
+    losses: int = 0
 
 
 class Schedule:
@@ -138,19 +148,34 @@ class Schedule:
             self._results[t] = r
         self.outstanding -= 1
 
-    def lost(self, cid: int) -> None:
-        self.pending.insert(0, cid)
+    def lost(self, cid: int, ran: bool = True) -> str | None:
+        """The chunk's worker died: run it again, as it was where the worker died before
+        running it (ran False), else split it or count the loss of its task alone; a message
+        for the log when a task is given up (MAX_LOSSES), else None."""
+        c = self.chunks[cid]
+        if not ran:
+            self.pending.insert(0, cid)
+            return None
+        if len(c.tasks) > 1:
+            self._split(c, c.attempt)
+            return None
+        c.losses += 1
+        if c.losses < MAX_LOSSES:
+            self.pending.insert(0, cid)
+            return None
+        self.outstanding -= 1
+        task = c.tasks[0]
+        error = (f"{describe_task(task)} lost its worker {MAX_LOSSES} times (a crash that "
+                 "repeats, e.g. in the environment's own code)")
+        return self._give_up(task, error)
 
     def timed_out(self, cid: int, seconds: float) -> str:
         """Retry the chunk's tasks (alone) or fail the last one; what happens, for the log."""
         c = self.chunks[cid]
-        self.outstanding -= 1
         if len(c.tasks) > 1:
-            new = list(range(len(self.chunks), len(self.chunks) + len(c.tasks)))
-            self.chunks += [_Chunk([t], c.attempt + 1) for t in c.tasks]
-            self.pending[:0] = new
-            self.outstanding += len(new)
+            self._split(c, c.attempt + 1)
             return f"retrying its {len(c.tasks)} tasks one by one"
+        self.outstanding -= 1
         task = c.tasks[0]
         if c.attempt + 1 < MAX_ATTEMPTS:
             self.chunks.append(_Chunk([task], c.attempt + 1))
@@ -159,6 +184,17 @@ class Schedule:
             return f"retrying {describe_task(task)} (attempt {c.attempt + 2} of {MAX_ATTEMPTS})"
         error = (f"{describe_task(task)} timed out {MAX_ATTEMPTS} times (the last deadline "
                  f"{seconds:.3g} s; run.rollout_timeout sets it)")
+        return self._give_up(task, error)
+
+    def _split(self, c: _Chunk, attempt: int) -> None:
+        """Replace the outstanding chunk c by one chunk per task, run first."""
+        new = list(range(len(self.chunks), len(self.chunks) + len(c.tasks)))
+        self.chunks += [_Chunk([t], attempt) for t in c.tasks]
+        self.pending[:0] = new
+        self.outstanding += len(new) - 1
+
+    def _give_up(self, task: Task, error: str) -> str:
+        """The task's result is a failed pair (NaN returns, no steps) carrying the error."""
         n = _episodes(task)
         self._results[task] = Result(task.kind, task.index, np.full(n, math.nan),
                                      np.zeros(n, dtype=np.int64), failed=True, error=error)

@@ -354,8 +354,8 @@ class MultiprocessBackend(Backend):
                     if self._dispatch(w, sched, cid):
                         busy[w.conn] = w
                         heapq.heappush(due, (w.deadline, next(order), w))
-                    else:
-                        sched.lost(cid)
+                    else:  # found dead before it ran the chunk
+                        sched.lost(cid, ran=False)
                         replace(w, None)
                 if not busy:
                     continue
@@ -381,8 +381,10 @@ class MultiprocessBackend(Backend):
                         data = w.conn.recv_bytes()
                     except (EOFError, OSError):
                         del busy[w.conn]
-                        sched.lost(w.chunk)
+                        outcome = sched.lost(w.chunk)
                         replace(w, w.chunk)
+                        if outcome:
+                            log.warning("%s", outcome)
                         continue
                     self.bytes_received += len(data)
                     kind, payload = pickle.loads(data)

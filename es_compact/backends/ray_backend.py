@@ -341,7 +341,9 @@ class RayBackend(Backend):
             results = future.result() if future is not None else self._ray.get(ref)
         except RayActorError as exc:
             self._lost(slot, cid, exc)
-            sched.lost(cid)
+            outcome = sched.lost(cid)
+            if outcome:
+                log.warning("%s", outcome)
             return None
         self.transit_seconds += time.perf_counter() - sent_at - sum(
             r.busy_seconds for r in results)
