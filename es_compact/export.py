@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from es_compact.checkpoint import writing
 from es_compact.errors import ConfigError
 from es_compact.evaluate import LoadedRun
 from es_compact.results import check_output_dir
@@ -163,6 +164,7 @@ def export(run: LoadedRun, out: str | Path, overwrite: bool = False) -> tuple[Pa
     check_output_dir(out.parent)
     for path, data in ((out, buf.getvalue()), (runner, STANDALONE_SOURCE.encode())):
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with writing(path, tmp):  # a full disk: the error names the file, no partial is left
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
     return out, runner

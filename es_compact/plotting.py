@@ -30,6 +30,7 @@ is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -422,10 +423,17 @@ def draw(curves_: Sequence[Curve], out: str | Path, column: str = "eval_return_m
     fig = figure(curves_, column, title, legend_title)  # selects the Agg backend first
     import matplotlib.pyplot as plt
 
+    from es_compact.checkpoint import writing
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside and renamed over: a failed write (a full disk) leaves the previous figure
+    # and no partial file, and its error names the figure.
+    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        fig.savefig(out, dpi=fig.dpi)
+        with writing(out, tmp):
+            fig.savefig(tmp, dpi=fig.dpi, format=out.suffix.lstrip(".") or None)
+            os.replace(tmp, out)
     finally:
         plt.close(fig)
     return out

@@ -165,3 +165,24 @@ def test_a_disk_filling_up_mid_run_stops_it_in_one_line_and_the_resume_is_exact(
     res = invoke("train", "--resume", run, "--quiet", "--no-plot")
     assert res.exit_code == 0, res.output
     assert_same(outcome(reference), outcome(run))
+
+
+def test_plot_and_export_onto_a_full_disk_are_one_line_naming_the_file(disk, tmp_path):
+    """The figure and the exported policy are written beside and renamed over: on a full disk
+    the error names the file (a write into an open file raises ENOSPC without one) and no
+    partial file is left; a figure already there is kept."""
+    run = tmp_path / "run"
+    res = invoke(*ARGS, "--iterations", "2", "--out", run)
+    assert res.exit_code == 0, res.output
+    old = disk / "plot.png"
+    old.write_bytes(b"an earlier figure")
+    fill(disk)
+    for out, command in ((old, "plot"), (disk / "policy.npz", "export")):
+        res = invoke(command, run, "--out", out, "--overwrite")
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        error = res.output.strip().splitlines()[-1]
+        m = re.fullmatch(r"error: no space left on device writing (\S+): \d+(\.\d)? (B|KiB) "
+                         r"free on (\S+)", error)
+        assert m and Path(m[1]).parent == disk and Path(m[4]) == disk, error
+    assert old.read_bytes() == b"an earlier figure"
+    assert sorted(p.name for p in disk.iterdir()) == ["fill", "plot.png"]
