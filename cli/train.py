@@ -129,6 +129,7 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("run", "workers")
 @config_option("run", "backend", type=click.Choice(BACKENDS))
 @config_option("run", "ray_address")
+@config_option("run", "actor_workers")
 @config_option("run", "ray_dashboard")
 @config_option("run", "noise_table_size")
 @config_option("run", "max_failed_fraction")

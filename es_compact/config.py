@@ -387,6 +387,12 @@ class RunConfig(_Plain):
     """Episodes per evaluation."""
     workers: int | None = None
     """Rollout workers (processes or Ray actors); None: one per CPU core."""
+    actor_workers: int | None = None
+    """Ray: each actor runs a local pool of this many worker processes (the mp backend inside
+    the actor: one per CPU it reserves), and the driver sends it a batch of at least this many
+    tasks per call, so it pays Ray's per-call cost for workers / actor_workers actors instead of
+    one per worker (e.g. one actor per 32-core node). workers must be a multiple of it. None:
+    one actor per worker, running rollouts itself."""
     backend: str = "mp"
     """'mp' (persistent worker processes, the default), 'ray' (actors, local or a cluster) or
     'serial' (everything in this process, for debugging)."""
@@ -416,9 +422,14 @@ class RunConfig(_Plain):
     def validate(self) -> RunConfig:
         if self.iterations is None and self.timesteps is None and self.time_limit is None:
             raise ConfigError("give a budget: iterations, timesteps or time_limit")
-        for name in ("iterations", "timesteps", "eval_every", "eval_episodes", "workers"):
-            _check_count(name, getattr(self, name), optional=name in ("iterations",
-                                                                       "timesteps", "workers"))
+        for name in ("iterations", "timesteps", "eval_every", "eval_episodes", "workers",
+                     "actor_workers"):
+            _check_count(name, getattr(self, name), optional=name in (
+                "iterations", "timesteps", "workers", "actor_workers"))
+        if (self.actor_workers is not None and self.workers is not None
+                and self.workers % self.actor_workers):
+            raise ConfigError(f"workers ({self.workers}) must be a multiple of actor_workers "
+                              f"({self.actor_workers}): each Ray actor runs that many")
         # An infinite time limit is no budget; a nan target can never be reached.
         if self.time_limit is not None and not (_is_real(self.time_limit) and
                                                 self.time_limit > 0):

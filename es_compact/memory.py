@@ -3,7 +3,9 @@ cannot fit is refused before any process starts (1000 mp workers were OOM-killed
 machine 36 s into a run; issue 26), rather than found out by the kernel's OOM killer.
 
 The estimate is ``workers x WORKER_MIB[backend] + the noise table once`` (the table is one
-shared block however many workers map it), set against MemAvailable from /proc/meminfo. It
+shared block however many workers map it), set against MemAvailable from /proc/meminfo; with
+``run.actor_workers`` (Ray actors each running a pool of mp workers) it is ``workers x mp's +
+actors x (Ray's + the table)``, since each actor copies the table into its pool's block. It
 applies to the workers on this machine: the mp backend's processes and the actors of a local
 Ray; a Ray cluster's (``--ray-address``) live elsewhere, and the serial backend starts none.
 """
@@ -59,6 +61,10 @@ def workers_estimate(config: TrainConfig) -> tuple[int, int]:
     if run.backend not in WORKER_MIB or (run.backend == "ray" and run.ray_address is not None):
         return 0, 0
     table = 4 * run.noise_table_size if config.strategy.exploration == "gaussian" else 0
+    if run.backend == "ray" and run.actor_workers is not None:
+        actors = run.workers // run.actor_workers
+        return run.workers, (run.workers * WORKER_MIB["mp"] + actors * WORKER_MIB["ray"]) * MIB \
+            + (actors + 1) * table
     return run.workers, run.workers * WORKER_MIB[run.backend] * MIB + table
 
 
@@ -69,6 +75,13 @@ def check_workers_fit(config: TrainConfig, available: int | None = None) -> None
     available = available_memory() if available is None else available
     if not n or available is None or need <= available:
         return
+    run = config.run
+    if run.backend == "ray" and run.actor_workers is not None:
+        raise ConfigError(
+            f"{n} workers in {n // run.actor_workers} local Ray actors would need about "
+            f"{_size(need)} of memory ({WORKER_MIB['mp']} MiB a worker, {WORKER_MIB['ray']} "
+            f"MiB and a copy of the noise table an actor), but {_size(available)} is "
+            "available (MemAvailable)")
     per = WORKER_MIB[config.run.backend]
     table = need - n * per * MIB
     fit = max(0, (available - table) // (per * MIB))

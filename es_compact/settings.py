@@ -122,6 +122,7 @@ def run_applies(config: TrainConfig) -> list[Applies]:
         Applies("run", "workers", r.backend != "serial" or r.workers in (None, 1),
                 "with {run.backend} mp or ray (serial runs one)"),
         Applies("run", "ray_address", r.backend == "ray", "with {run.backend} ray"),
+        Applies("run", "actor_workers", r.backend == "ray", "with {run.backend} ray"),
         Applies("run", "rollout_timeout", r.backend != "serial",
                 "with {run.backend} mp or ray (a serial run cannot stop its own rollout)"),
         Applies("run", "ray_dashboard", r.backend == "ray" and r.ray_address is None,

@@ -244,7 +244,8 @@ class Trainer:
             r = self.config.run
             if self._own_backend:
                 self.backend = make_backend(r.backend, r.workers, address=r.ray_address,
-                                            dashboard=r.ray_dashboard)
+                                            dashboard=r.ray_dashboard,
+                                            actor_workers=r.actor_workers)
             try:
                 self._start()
                 restore = self.dir.prepare(self.mode, self.config)

@@ -64,7 +64,8 @@ def test_train_keeps_its_flags():
         "--noise-std", "--exploration", "--optimizer", "--l2-coeff", "--momentum", "--max-speed",
         "--sigma-lr", "--sigma-max-change", "--elite-fraction", "--seed", "--iterations",
         "--target-return", "--timesteps", "--time-limit", "--eval-every", "--eval-episodes",
-        "--workers", "--backend", "--ray-address", "--ray-dashboard", "--noise-table-size",
+        "--workers", "--backend", "--ray-address", "--actor-workers", "--ray-dashboard",
+            "--noise-table-size",
         "--max-failed-fraction", "--rollout-timeout", "--checkpoint-every"}
 
 

@@ -45,13 +45,15 @@ UNMEASURED_STEP_S = 0.01
 about 0.05-0.1 ms, so the first deadline is very generous)."""
 
 
-def split_tasks(tasks: list, workers: int) -> list[list]:
+def split_tasks(tasks: list, workers: int, min_size: int = 1) -> list[list]:
     """Guided self-scheduling: chunks of ceil(remaining / (2 x workers)) tasks, so the first
     are large (few messages) and the last hold one task each (a worker that finishes early
-    waits at most about one task's time at the end of the iteration, not a whole chunk's)."""
+    waits at most about one task's time at the end of the iteration, not a whole chunk's).
+    min_size: no chunk but the last is smaller (a Ray actor running a pool of that many
+    workers is given at least one task for each)."""
     chunks, i = [], 0
     while i < len(tasks):
-        size = max(1, -(-(len(tasks) - i) // (2 * workers)))
+        size = max(min_size, -(-(len(tasks) - i) // (2 * workers)))
         chunks.append(tasks[i : i + size])
         i += size
     return chunks
@@ -120,10 +122,11 @@ class Schedule:
     :meth:`timed_out` (the worker passed :meth:`deadline` and was killed); :meth:`results`
     gives every task's result in task order."""
 
-    def __init__(self, tasks: list[Task], workers: int, deadlines: Deadlines):
+    def __init__(self, tasks: list[Task], workers: int, deadlines: Deadlines,
+                 min_chunk: int = 1):
         self.tasks = tasks
         self.deadlines = deadlines
-        self.chunks = [_Chunk(c) for c in split_tasks(tasks, workers)]
+        self.chunks = [_Chunk(c) for c in split_tasks(tasks, workers, min_chunk)]
         self.pending = list(range(len(self.chunks)))
         self.outstanding = len(self.chunks)
         self._results: dict[Task, Result] = {}

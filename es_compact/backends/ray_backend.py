@@ -17,6 +17,15 @@
   127.0.0.1 only, with ``include_dashboard``) and tightens the permissions of the token file
   Ray writes for it; 'auto' or HOST:PORT joins a running cluster (checked with a plain TCP
   connection first, so an unreachable address fails within seconds instead of hanging).
+- ``actor_workers`` G (hierarchical dispatch): workers / G actors, each reserving G CPUs and
+  running a local pool of G worker processes (the mp backend inside the actor: shared-memory
+  noise table, θ once an iteration, dynamic chunks, dead-worker replacement, deadlines). The
+  driver's chunks are at least G tasks (base.split_tasks' min_size), one call per chunk, so
+  it pays Ray's per-call cost (about 0.75 ms of driver CPU, bench driver) W / G times fewer;
+  results are still put back in task order, so θ is the same for any W and G. A worker killed
+  inside an actor is replaced by the actor's pool; a killed actor or a lost node is handled as
+  above. The driver's deadline for a batch is 2^MAX_ATTEMPTS times its derived one, so the
+  pool's own deadlines retry a hung environment first.
 - ``ray.init`` replaces the driver's SIGTERM handler (with one that exits 15, and a C++ crash
   dump); the one in place before is put back, so SIGTERM stops a Ray run as it stops an mp
   run (the CLI: a checkpoint, "interrupted; continue with ...", exit 130).
@@ -37,7 +46,8 @@ import threading
 import time
 from pathlib import Path
 
-from es_compact.backends.base import Backend, Deadlines, Schedule, describe_chunk
+from es_compact.backends.base import MAX_ATTEMPTS, Backend, Deadlines, Schedule, describe_chunk
+from es_compact.checks import is_integer
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError, ESCompactError
 from es_compact.noise import NoiseTable
@@ -46,6 +56,8 @@ from es_compact.rollout import RolloutWorker
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
 START_WAIT_S = 120.0
+CLOSE_WAIT_S = 10.0
+"""How long close() lets hierarchical actors stop their pools before killing them."""
 """How long start() waits for every actor to be placed before going on with those that are."""
 LOCAL_HOST = "127.0.0.1"
 
@@ -133,17 +145,67 @@ class _ActorImpl:
         return os.getpid()
 
 
+class _PoolActorImpl:
+    """The body of a hierarchical Ray actor: a local pool of worker processes (the mp
+    backend), started once, that runs each batch of tasks it is sent."""
+
+    def __init__(self, config_dict: dict, table_ref, workers: int):
+        import ray
+
+        from es_compact.backends.multiprocess import MultiprocessBackend
+
+        self.pool = MultiprocessBackend(workers)
+        table = None
+        if table_ref is not None:
+            source = ray.get(table_ref[0])
+            buffer = self.pool.table_buffer(len(source))  # the pool's shared block
+            buffer[:] = source
+            table = NoiseTable(buffer)
+        self.pool.start(TrainConfig.from_dict(config_dict), table)
+
+    def node(self) -> tuple[str, int | None]:
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), self.pool.deadlines.episode_limit
+
+    def run(self, broadcast, tasks):
+        return self.pool.run(broadcast, tasks)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def pool_pids(self) -> list[int]:
+        """The pids of the pool's worker processes."""
+        return [w.pid for w in self.pool.workers]
+
+    def replaced_workers(self) -> int:
+        return self.pool.replaced_workers
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 class RayBackend(Backend):
     name = "ray"
 
     @classmethod
     def from_settings(cls, workers: int = 1, **settings) -> RayBackend:
         return cls(workers, address=settings.get("address"),
-                   include_dashboard=bool(settings.get("dashboard", False)))
+                   include_dashboard=bool(settings.get("dashboard", False)),
+                   actor_workers=settings.get("actor_workers"))
 
     def __init__(self, workers: int = 2, address: str | None = None,
-                 include_dashboard: bool = False):
+                 include_dashboard: bool = False, actor_workers: int | None = None):
+        if actor_workers is not None and (not is_integer(actor_workers) or actor_workers < 1
+                                          or not is_integer(workers) or workers < 1
+                                          or workers % actor_workers):
+            raise ConfigError(f"workers ({workers!r}) must be a positive multiple of "
+                              f"actor_workers ({actor_workers!r})")
         self.n_workers = workers
+        self.actor_workers = actor_workers
+        self.group = actor_workers or 1
+        """Workers an actor runs (1: the actor itself)."""
+        self.n_actors = workers // self.group
         self.address = address
         self.include_dashboard = include_dashboard
         self.actors: list = []
@@ -174,14 +236,15 @@ class RayBackend(Backend):
         if not ray.is_initialized():
             self._init(ray)
         self._ray = ray
-        self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_ActorImpl)
+        self._actor_cls = ray.remote(num_cpus=self.group, max_restarts=0)(
+            _ActorImpl if self.actor_workers is None else _PoolActorImpl)
         self._config_dict = config.to_dict()
         self.deadlines = Deadlines(config.run.rollout_timeout)
         # Wrapped in a list so Ray passes the reference itself, not the resolved array.
         self._table_ref = [ray.put(table.table)] if table is not None else None
-        self.actors = [None] * self.n_workers
-        self._nodes = [None] * self.n_workers
-        for slot in range(self.n_workers):
+        self.actors = [None] * self.n_actors
+        self._nodes = [None] * self.n_actors
+        for slot in range(self.n_actors):
             self._start_actor(slot)
         done, _ = ray.wait(list(self._starting), num_returns=len(self._starting),
                            timeout=START_WAIT_S)
@@ -218,7 +281,8 @@ class RayBackend(Backend):
 
     def _start_actor(self, slot: int) -> None:
         """Ask for slot's actor; it joins the pool when Ray has placed it (_started)."""
-        actor = self._actor_cls.remote(self._config_dict, self._table_ref)
+        args = (() if self.actor_workers is None else (self.group,))
+        actor = self._actor_cls.remote(self._config_dict, self._table_ref, *args)
         self.actors[slot] = actor
         self._nodes[slot] = None
         ref = actor.node.remote()
@@ -262,7 +326,7 @@ class RayBackend(Backend):
 
     @property
     def ready_workers(self) -> int:
-        return sum(n is not None for n in self._nodes)
+        return self.group * sum(n is not None for n in self._nodes)
 
     def _announce(self, lost: bool = False) -> None:
         """One line when the pool shrinks below (a node lost, or too little room at the
@@ -280,6 +344,12 @@ class RayBackend(Backend):
         if not self.actors and not self._started_ray:
             return
         ray = self._ray
+        if self.actor_workers is not None:  # let each pool stop its workers (and free its
+            try:                             # shared memory), then kill what is left
+                ray.wait([a.close.remote() for a in self.actors], num_returns=len(self.actors),
+                         timeout=CLOSE_WAIT_S)
+            except Exception:
+                pass
         for a in self.actors:
             try:
                 ray.kill(a)
@@ -296,18 +366,18 @@ class RayBackend(Backend):
     def run(self, broadcast, tasks):
         ray = self._ray
         bc_ref = ray.put(broadcast)
-        sched = Schedule(tasks, self.n_workers, self.deadlines)
+        sched = Schedule(tasks, self.n_actors, self.deadlines, min_chunk=self.group)
         # What goes out, as pickled: the broadcast once (object store), then each chunk.
         self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
             len(pickle.dumps(c.tasks, protocol=5)) for c in sched.chunks)
-        idle = [s for s in range(self.n_workers) if self._nodes[s] is not None]
+        idle = [s for s in range(self.n_actors) if self._nodes[s] is not None]
         busy: dict = {}  # ref -> (slot, chunk id, sent at, deadline)
         due, order = [], itertools.count()  # heap of (deadline, n, ref); stale ones skipped
         while sched:
             while sched.pending and idle:
                 slot, cid = idle.pop(), sched.next()
                 ref = self.actors[slot].run.remote(bc_ref, sched.tasks_of(cid))
-                deadline = time.monotonic() + sched.deadline(cid)
+                deadline = time.monotonic() + self._deadline(sched, cid)
                 busy[ref] = (slot, cid, time.perf_counter(), deadline)
                 heapq.heappush(due, (deadline, next(order), ref))
                 self._watch(ref)
@@ -366,9 +436,15 @@ class RayBackend(Backend):
             log.warning("Ray actor %d died (%s); starting a replacement and re-running "
                         "chunk %d", slot, type(exc).__name__, cid)
 
+    def _deadline(self, sched: Schedule, cid: int) -> float:
+        """Seconds the actor may take over chunk cid: the derived deadline, or for a pool's
+        batch 2^MAX_ATTEMPTS times it (more than the pool's retries of a hung task take)."""
+        seconds = sched.deadline(cid)
+        return seconds if self.actor_workers is None else seconds * 2 ** MAX_ATTEMPTS
+
     def _timed_out(self, entry, sched: Schedule) -> None:
         slot, cid, _, _ = entry
-        seconds = sched.deadline(cid)
+        seconds = self._deadline(sched, cid)
         what = describe_chunk(sched.tasks_of(cid))
         try:
             self._ray.kill(self.actors[slot], no_restart=True)
@@ -390,8 +466,17 @@ class RayBackend(Backend):
     def worker_pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self.actors])
 
+    def pool_pids(self) -> list[list[int]]:
+        """Each hierarchical actor's worker processes' pids."""
+        return self._ray.get([a.pool_pids.remote() for a in self.actors])
+
+    def pool_replaced_workers(self) -> int:
+        """Workers the hierarchical actors' pools replaced (those alive now)."""
+        return sum(self._ray.get([a.replaced_workers.remote() for a in self.actors]))
+
     def describe(self) -> dict:
-        return {"backend": self.name, "workers": self.n_workers, "bytes_sent": self.bytes_sent,
+        return {"backend": self.name, "workers": self.n_workers,
+                "actor_workers": self.actor_workers, "bytes_sent": self.bytes_sent,
                 "transit_seconds": round(self.transit_seconds, 3),
                 "chunks_per_node": dict(self.chunks_per_node),
                 "dashboard_url": self.dashboard_url,
