@@ -256,10 +256,15 @@ def _counts(text: str, flag: str) -> list[int]:
 
 
 @bench.command()
-@click.option("--backend", "backends", multiple=True, type=click.Choice(["mp", "ray"]),
-              help="repeatable  [default: mp and ray]")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["mp", "ray", "ray-hier"]),
+              help="repeatable; ray-hier: Ray with --actor-workers (hierarchical dispatch)  "
+                   "[default: mp and ray]")
 @click.option("--workers", default="2,4,8,16,32,64", show_default=True,
               help="worker counts (comma-separated)")
+@click.option("--actor-workers", "actor_workers", default="4,8", show_default=True,
+              help="with --backend ray-hier: workers per actor G (comma-separated); each G "
+                   "is measured with the --workers that are multiples of it (two actors at "
+                   "least)")
 @click.option("--directions", default="8,64,230,1000", show_default=True,
               help="directions N per iteration (comma-separated)")
 @click.option("--shape", "shapes", multiple=True, type=click.Choice(["humanoid", "halfcheetah"]),
@@ -281,8 +286,8 @@ def _counts(text: str, flag: str) -> list[int]:
                    "[LABEL of --refit]")
 @click.option("--out", default="results/bench_driver.csv", show_default=True)
 @click.pass_context
-def driver(ctx, backends, workers, directions, shapes, episode_ms, iterations, limit_directions,
-           episode_steps, label, refit, episodes_of, out):
+def driver(ctx, backends, workers, actor_workers, directions, shapes, episode_ms, iterations,
+           limit_directions, episode_steps, label, refit, episodes_of, out):
     """The driver's time per iteration (ask, dispatch, gather, merge, tell) with rollouts that
     cost a sleep, for mp and Ray from 2 workers up and N from 8 to 1000; bytes per iteration;
     and from linear fits of these, the worker count at which the driver would take more than
@@ -293,17 +298,26 @@ def driver(ctx, backends, workers, directions, shapes, episode_ms, iterations, l
     refuse_ignored(ctx, {**{name: (measuring, "when measuring, not with --refit") for name in
                             ("backends", "workers", "directions", "shapes", "episode_ms",
                              "iterations", "episode_steps", "label")},
+                         "actor_workers": ("ray-hier" in backends and measuring,
+                                           "with --backend ray-hier"),
                          "episodes_of": (not measuring, "with --refit")})
     if not measuring:
         _refit(out, refit, episodes_of or refit, _counts(limit_directions, "--limit-directions"))
         return
     # Checked before the measurements, which take many minutes.
     workers_list = _counts(workers, "--workers")
+    groups = _counts(actor_workers, "--actor-workers")
     directions_list = _counts(directions, "--directions")
     limit_list = _counts(limit_directions, "--limit-directions")
     backends = list(dict.fromkeys(backends)) or ["mp", "ray"]
     shapes = list(dict.fromkeys(shapes)) or ["humanoid", "halfcheetah"]
-    if "ray" in backends:
+    if "ray-hier" in backends and not any(w % g == 0 and w > g for g in groups
+                                          for w in workers_list):
+        from es_compact.errors import ConfigError
+
+        raise ConfigError("--backend ray-hier needs a --workers count that is a multiple of, "
+                          "and larger than, one of --actor-workers")
+    if "ray" in backends or "ray-hier" in backends:
         from es_compact.backends.ray_backend import _import_ray
 
         _import_ray()
@@ -311,7 +325,7 @@ def driver(ctx, backends, workers, directions, shapes, episode_ms, iterations, l
     t0 = time.perf_counter()
     rows = drv.run(shapes, backends, workers_list, directions_list, episode_ms / 1e3,
                    iterations, limit_list, episode_steps, label,
-                   log=lambda text: click.echo(text, err=True))
+                   log=lambda text: click.echo(text, err=True), actor_workers=groups)
     append_rows(out, rows, run_metadata(time.perf_counter() - t0))
     points = [r for r in rows if r["case"] == "point"]
     click.echo(f"measured at load {rows[0]['load_1min_start']:.2f}-"
@@ -324,11 +338,12 @@ def driver(ctx, backends, workers, directions, shapes, episode_ms, iterations, l
                        f"{r['episodes']} episode(s))")
     click.echo("driver CPU time per iteration by phase (ms; bg: Ray's own threads), the "
                "driver's wall time, the iteration's, and bytes per iteration:")
-    click.echo(f"{'shape':<11} {'backend':<7} {'W':>3} {'N':>5} " + " ".join(
+    click.echo(f"{'shape':<11} {'backend':<8} {'W':>3} {'G':>3} {'N':>5} " + " ".join(
         f"{p[:8]:>8}" for p in drv.PHASES) + f" {'bg':>6} {'cpu':>8} {'wall':>8} {'iter':>8} "
         f"{'sent':>10} {'received':>10}")
     for r in points:
-        click.echo(f"{r['shape']:<11} {r['backend']:<7} {r['workers']:>3} {r['directions']:>5} "
+        click.echo(f"{r['shape']:<11} {r['backend']:<8} {r['workers']:>3} "
+                   f"{r['actor_workers']:>3} {r['directions']:>5} "
                    + " ".join(f"{r[p + '_cpu_ms']:>8.2f}" for p in drv.PHASES)
                    + f" {r['background_cpu_ms']:>6.2f} {r['driver_cpu_ms']:>8.2f} "
                    f"{r['driver_ms']:>8.2f} {r['iteration_ms']:>8.1f} "
@@ -360,7 +375,9 @@ def _refit(out: str, points_label: str, episodes_label: str, limit_directions) -
 
 def _echo_limits(limits) -> None:
     for r in limits:
-        click.echo(f"{r['backend']:<4} {r['env']:<15} N={r['directions']:<5} "
+        g = r.get("actor_workers")
+        name = f"{r['backend']} G={int(g)}" if r["backend"] == "ray-hier" else r["backend"]
+        click.echo(f"{name:<13} {r['env']:<15} N={r['directions']:<5} "
                    f"E={r['episode_s']:.3f} s: driver > 5 % of an iteration from "
                    f"{r['workers_at_5pct']} workers; at 512: {r['share_at_512']:.1%} "
                    f"({r['driver_ms_at_512']:.1f} ms CPU)")

@@ -244,3 +244,67 @@ def test_refit_refuses_what_it_would_ignore_or_cannot_fit(tmp_path, args, words)
     append_rows(out, _stored_rows("before", 1e-3, 1.0), {"command": "t", "commit": "x",
                                                          "date": "d"})
     one_line_error(invoke("bench", "driver", *args, "--out", out), *words)
+
+
+def test_hierarchical_features_count_the_batches_ray_sends():
+    """ray-hier: the driver's workers are the W / G actors, its chunks batches of >= G tasks,
+    as RayBackend(actor_workers=G) splits them (base.Schedule with min_chunk=G)."""
+    from es_compact.backends.base import Deadlines, Schedule
+
+    for w, g, n in [(8, 4, 8), (64, 16, 1000), (512, 32, 1000), (512, 64, 230), (32, 16, 7)]:
+        sched = Schedule(list(range(n)), w // g, Deadlines(), min_chunk=g)
+        f = D.feature_values(w, n, g)
+        assert f["chunks"] == D.chunk_count(w // g, n, g) == len(sched.chunks)
+        assert f["W"] == min(w // g, len(sched.chunks))
+    # 1000 directions on 512 workers: 1000 single-task chunks to 512 actors, or 32 batches of
+    # (at least) 32 tasks to 16 actors
+    assert D.feature_values(512, 1000)["chunks"] == 1000
+    assert D.feature_values(512, 1000, 32)["chunks"] == 32
+
+
+def test_hierarchical_worker_limit_is_a_multiple_of_the_group():
+    # 20 ms an iteration, episodes of 0.1 s, N = 230: above 5 % once every worker runs one
+    # pair, W >= 230 (test_worker_limit_by_hand); in actors of 32, the first such W is 256.
+    const = {ph: {"const": 0.0} for ph in D.FEATURES}
+    model = {**const, "other": {"const": 0.02}}
+    assert D.worker_limit(model, 230, 0.1, group=32) == 256
+    assert D.worker_limit({**const, "other": {"const": 0.01}}, 230, 0.1, group=32) is None
+    # a cost per call (chunk): the limit is the first multiple of G past 5 %, never one below
+    per_call = {**const, "dispatch": {"chunks": 2e-3}}
+    for g in (1, 16, 32):
+        w = D.worker_limit(per_call, 1000, 0.1, group=g)
+        assert w is not None and w % g == 0
+        assert D.share(per_call, w, 1000, 0.1, g) > 0.05
+        assert all(D.share(per_call, v, 1000, 0.1, g) <= 0.05 for v in range(g, w, g))
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--backend", "mp", "--actor-workers", "4"], ["--actor-workers", "ray-hier"]),
+    (["--backend", "ray-hier", "--workers", "4,6", "--actor-workers", "4"],
+     ["multiple of, and larger than"]),
+    (["--backend", "ray-hier", "--actor-workers", "0"], ["--actor-workers"]),
+])
+def test_bench_driver_refuses_actor_workers_it_cannot_use(tmp_path, args, words):
+    out = tmp_path / "bd.csv"
+    one_line_error(invoke("bench", "driver", *args, "--out", out), *words)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bench_driver_measures_hierarchical_ray(tmp_path):
+    out = tmp_path / "bd.csv"
+    res = invoke("bench", "driver", "--backend", "ray-hier", "--workers", "4,8",
+                 "--actor-workers", "2", "--directions", "8,16", "--iterations", "1",
+                 "--shape", "humanoid", "--episode-ms", "0.5", "--episode-steps", "200",
+                 "--limit-directions", "1000", "--out", out)
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    pts = df[df["case"] == "point"]
+    assert len(pts) == 4 and set(pts["backend"]) == {"ray-hier"}
+    assert set(pts["actor_workers"]) == {2}
+    # 8 directions over 2 actors of 2: batches of max(2, ceil(remaining / 4)): 2 2 2 2
+    assert pts[(pts.workers == 4) & (pts.directions == 8)]["chunks"].item() == 4
+    assert pts.groupby("directions")["theta_norm"].nunique().eq(1).all()
+    lim = df[df["case"] == "limit"]
+    assert sorted(lim["actor_workers"]) == sorted(D.LIMIT_ACTOR_WORKERS)
+    assert "ray-hier G=32" in res.output

@@ -34,6 +34,14 @@ measured in the same run):
 
 (a mirrored pair is two episodes; a worker runs ceil(N / W) pairs; with W > N the extra
 workers idle). The reported limit is the smallest W at which share > 5 %.
+
+``ray-hier`` is Ray with hierarchical dispatch (run.actor_workers = G: W / G actors, each a
+pool of G worker processes, sent batches of at least G tasks). The driver sees actors, not
+workers: its features count the actors that get work and the batches (chunks of at least G
+tasks over W / G actors), so points measured at small G (4-16 workers an actor, here) fit the
+per-call and per-task costs, and the limits are extrapolated for G = LIMIT_ACTOR_WORKERS
+(one actor per 16-64-core node), W a multiple of G. What an actor's pool spends on its own
+chunks is the actor's CPU, on its node, not the driver's.
 """
 
 from __future__ import annotations
@@ -70,6 +78,10 @@ REAL_ENVS = {"halfcheetah": "HalfCheetah-v4", "humanoid": "Humanoid-v4"}
 PHASES = ("ask", "dispatch", "gather", "merge", "tell", "other")
 CPU_PHASES = (*PHASES, "background")
 SHARE_LIMIT = 0.05
+HIER = "ray-hier"
+"""The benchmark's name for Ray with hierarchical dispatch (backend ray, run.actor_workers)."""
+LIMIT_ACTOR_WORKERS = (16, 32, 64)
+"""Workers an actor (G) for which ray-hier's limits are extrapolated."""
 TABLE_SIZE = 2_000_000
 """Noise table entries of the measured runs (enough for θ; small, so it builds in a blink)."""
 
@@ -342,16 +354,21 @@ class Instrument:
             elif self.kind == "ray":  # Ray counts none: the chunks' results as pickled
                 split.bytes_received = sum(
                     len(pickle.dumps(c, protocol=5))
-                    for c in split_tasks(self._results, self.backend.n_workers))
+                    for c in split_tasks(self._results, getattr(self.backend, "n_actors",
+                                                                self.backend.n_workers),
+                                         getattr(self.backend, "group", 1)))
         return new, row, wall, cpu
 
 
 # Measuring a grid -----------------------------------------------------------------------------
 
 def bench_config(shape: str, backend: str, workers: int, directions: int, episode_s: float,
-                 seed: int = 0) -> TrainConfig:
+                 seed: int = 0, actor_workers: int | None = None) -> TrainConfig:
     """ARS V2-t over all N directions (the Humanoid preset's b = N: tell sums every one),
-    linear policy, the stand-in environment of `shape`, no evaluations."""
+    linear policy, the stand-in environment of `shape`, no evaluations; backend ray-hier is
+    ray with actor_workers."""
+    if backend == HIER:
+        backend = "ray"
     obs, act = SHAPES[shape]
     return TrainConfig(env=EnvConfig(id=stand_in_id(obs, act, episode_s)),
                        policy=PolicyConfig(arch="linear"),
@@ -359,6 +376,7 @@ def bench_config(shape: str, backend: str, workers: int, directions: int, episod
                                                top=directions),
                        run=RunConfig(seed=seed, iterations=10**6, eval_every=10**9,
                                      backend=backend, workers=workers,
+                                     actor_workers=actor_workers,
                                      noise_table_size=TABLE_SIZE))
 
 
@@ -366,7 +384,9 @@ def measure_point(backend_obj, table: NoiseTable, shape: str, workers: int, dire
                   episode_s: float, iterations: int) -> dict:
     """One (backend, W, N) point on a started backend: one warm-up iteration, then the median
     of each phase over `iterations` timed ones."""
-    cfg = bench_config(shape, backend_obj.name, workers, directions, episode_s)
+    group = getattr(backend_obj, "actor_workers", None)
+    name = HIER if group is not None else backend_obj.name
+    cfg = bench_config(shape, name, workers, directions, episode_s, actor_workers=group)
     with tempfile.TemporaryDirectory() as d:
         trainer = Trainer(cfg, Path(d) / "run", backend=backend_obj)
         trainer.check()
@@ -391,10 +411,13 @@ def measure_point(backend_obj, table: NoiseTable, shape: str, workers: int, dire
     def med(splits, key):
         return statistics.median(getattr(s, key) for s in splits)
 
-    row = {"case": "point", "shape": shape, "backend": backend_obj.name, "workers": workers,
+    row = {"case": "point", "shape": shape, "backend": name, "workers": workers,
+           "actor_workers": group or 1,
            "directions": directions, "num_params": trainer.policy.num_params,
            "obs_dim": SHAPES[shape][0], "episode_ms": round(episode_s * 1e3, 3),
-           "iterations_timed": len(walls), "chunks": chunk_count(workers, directions),
+           "iterations_timed": len(walls),
+           "chunks": chunk_count((workers // group) if group else workers, directions,
+                                 group or 1),
            "driver_ms": round(1e3 * sum(med(walls, p) for p in PHASES), 3),
            "driver_cpu_ms": round(1e3 * sum(med(cpus, p) for p in CPU_PHASES), 3)}
     for k in (*PHASES, "wait", "iteration"):
@@ -409,18 +432,26 @@ def measure_point(backend_obj, table: NoiseTable, shape: str, workers: int, dire
 
 def measure_grid(shapes: Iterable[str], backends: Iterable[str], workers: Iterable[int],
                  directions: Iterable[int], episode_s: float, iterations: int,
-                 log: Callable[[str], None] = lambda _: None) -> list[dict]:
-    """Every (shape, backend, W, N) point; each backend is started once per (shape, W)."""
+                 log: Callable[[str], None] = lambda _: None,
+                 actor_workers: Iterable[int] = ()) -> list[dict]:
+    """Every (shape, backend, W, N) point; each backend is started once per (shape, W). For
+    ray-hier, every G of actor_workers with each W that is a multiple of it (and more than
+    G: two actors at least)."""
     rows = []
     directions = sorted(directions)
     for shape in shapes:
         table = None
         for backend in backends:
-            for w in sorted(workers):
-                log(f"{shape}, {backend} with {w} workers: starting...")
-                b = make_backend(backend, w)
+            setups = ([(w, g) for g in sorted(actor_workers) for w in sorted(workers)
+                       if w % g == 0 and w > g] if backend == HIER
+                      else [(w, None) for w in sorted(workers)])
+            for w, g in setups:
+                log(f"{shape}, {backend} with {w} workers"
+                    + (f" ({w // g} actors of {g})" if g else "") + ": starting...")
+                b = make_backend("ray" if backend == HIER else backend, w, actor_workers=g)
                 try:
-                    cfg = resolve(bench_config(shape, backend, w, directions[-1], episode_s))
+                    cfg = resolve(bench_config(shape, backend, w, directions[-1], episode_s,
+                                               actor_workers=g))
                     table = NoiseTable(build_table(cfg.run.seed, TABLE_SIZE,
                                                    out=b.table_buffer(TABLE_SIZE)))
                     b.start(cfg, table)
@@ -437,21 +468,23 @@ def measure_grid(shapes: Iterable[str], backends: Iterable[str], workers: Iterab
 
 # The model ------------------------------------------------------------------------------------
 
-def chunk_count(workers: int, directions: int) -> int:
-    """len(split_tasks(range(directions), workers)), without building the chunks."""
+def chunk_count(workers: int, directions: int, min_size: int = 1) -> int:
+    """len(split_tasks(range(directions), workers, min_size)), without building the chunks."""
     count, i = 0, 0
     while i < directions:
-        i += max(1, -(-(directions - i) // (2 * workers)))
+        i += max(min_size, -(-(directions - i) // (2 * workers)))
         count += 1
     return count
 
 
-def feature_values(workers: int, directions: int) -> dict[str, float]:
+def feature_values(workers: int, directions: int, group: int = 1) -> dict[str, float]:
     """What each phase's work is proportional to: 1, N, the workers that get work (each
     receives the broadcast once), the chunks (one message each way) and chunks x busy workers
-    (each completed chunk wakes a wait over every busy worker)."""
-    c = chunk_count(workers, directions)
-    used = min(workers, c)
+    (each completed chunk wakes a wait over every busy worker). group G > 1 (ray-hier): the
+    driver's workers are the W / G actors, its chunks batches of at least G tasks."""
+    units = workers // group
+    c = chunk_count(units, directions, group)
+    used = min(units, c)
     return {"const": 1.0, "N": float(directions), "W": float(used), "chunks": float(c),
             "chunks_x_W": float(c * used)}
 
@@ -470,32 +503,41 @@ def fit(rows: list[dict]) -> dict[str, dict[str, float]]:
     them against each other (a negative per-worker cost that extrapolates to nothing)."""
     out = {}
     for phase, names in FEATURES.items():
-        X = np.array([[feature_values(r["workers"], r["directions"])[n] for n in names]
-                      for r in rows])
+        X = np.array([[feature_values(r["workers"], r["directions"], _group(r))[n]
+                       for n in names] for r in rows])
         y = np.array([r[f"{phase}_cpu_ms"] / 1e3 for r in rows])
         coef, _ = nnls(X, y)
         out[phase] = dict(zip(names, (float(c) for c in coef), strict=True))
     return out
 
 
-def predict(model: dict[str, dict[str, float]], workers: int, directions: int) -> float:
-    """The driver's seconds per iteration the model gives for W workers and N directions."""
-    f = feature_values(workers, directions)
+def _group(row: dict) -> int:
+    """A point's workers per actor (1 unless ray-hier; rows from before it have none)."""
+    g = row.get("actor_workers")
+    return int(g) if row.get("backend") == HIER and g == g and g else 1
+
+
+def predict(model: dict[str, dict[str, float]], workers: int, directions: int,
+            group: int = 1) -> float:
+    """The driver's seconds per iteration the model gives for W workers and N directions
+    (W / group actors of group workers each, for ray-hier)."""
+    f = feature_values(workers, directions, group)
     return sum(max(0.0, sum(c * f[n] for n, c in coefs.items())) for coefs in model.values())
 
 
-def share(model, workers: int, directions: int, episode_s: float) -> float:
-    d = predict(model, workers, directions)
+def share(model, workers: int, directions: int, episode_s: float, group: int = 1) -> float:
+    d = predict(model, workers, directions, group)
     return d / (d + 2.0 * episode_s * math.ceil(directions / workers))
 
 
 def worker_limit(model, directions: int, episode_s: float,
-                 limit: float = SHARE_LIMIT) -> int | None:
-    """The smallest W at which the driver takes more than `limit` of an iteration, or None if
-    there is none. Only W <= N need be tried: beyond N, the extra workers get no chunk (every
-    feature and the rollout time stay those of W = N)."""
-    for w in range(1, directions + 1):
-        if share(model, w, directions, episode_s) > limit:
+                 limit: float = SHARE_LIMIT, group: int = 1) -> int | None:
+    """The smallest W (a multiple of group) at which the driver takes more than `limit` of an
+    iteration, or None if there is none. Only W up to the first multiple of group >= N need be
+    tried: beyond it, the extra workers get no task (every feature and the rollout time stay
+    those of W = N, or they grow with idle actors)."""
+    for w in range(group, directions + group, group):
+        if share(model, w, directions, episode_s, group) > limit:
             return w
     return None
 
@@ -509,23 +551,25 @@ def limit_rows(points: list[dict], episodes: dict[str, dict], directions: Iterab
     for backend, shape in groups:
         pts = [p for p in points if p["backend"] == backend and p["shape"] == shape]
         model = fit(pts)
-        resid = [p["driver_cpu_ms"] - 1e3 * predict(model, p["workers"], p["directions"])
-                 for p in pts]
+        resid = [p["driver_cpu_ms"] - 1e3 * predict(model, p["workers"], p["directions"],
+                                                    _group(p)) for p in pts]
         base = {"backend": backend, "shape": shape,
                 "model": "; ".join(f"{ph} = " + " + ".join(f"{c:.4g} {n}" for n, c in co.items())
                                    for ph, co in model.items()),
                 "fit_points": len(pts),
                 "fit_max_abs_residual_ms": round(max(abs(r) for r in resid), 3)}
         ep = episodes[shape]
-        for n in directions:
-            w = worker_limit(model, n, ep["episode_s"])
-            at = min(n, 512)
-            rows.append({"case": "limit", **base, "env": ep["env"], "directions": n,
-                         "episode_s": round(ep["episode_s"], 4),
-                         "workers_at_5pct": w if w is not None else "never",
-                         "share_at_512": round(share(model, 512, n, ep["episode_s"]), 4),
-                         "driver_ms_at_512": round(1e3 * predict(model, 512, n), 2),
-                         "useful_workers_at_512": at})
+        for g in LIMIT_ACTOR_WORKERS if backend == HIER else (1,):
+            for n in directions:
+                w = worker_limit(model, n, ep["episode_s"], group=g)
+                at = min(n, 512)
+                rows.append({"case": "limit", **base, "actor_workers": g, "env": ep["env"],
+                             "directions": n, "episode_s": round(ep["episode_s"], 4),
+                             "workers_at_5pct": w if w is not None else "never",
+                             "share_at_512": round(share(model, 512, n, ep["episode_s"], g),
+                                                   4),
+                             "driver_ms_at_512": round(1e3 * predict(model, 512, n, g), 2),
+                             "useful_workers_at_512": at})
     return rows
 
 
@@ -538,7 +582,8 @@ def can_fit(points: list[dict]) -> bool:
 def run(shapes: Iterable[str], backends: Iterable[str], workers: Iterable[int],
         directions: Iterable[int], episode_s: float, iterations: int,
         limit_directions: Iterable[int] = (230, 1000), episode_steps: int = 1000,
-        label: str = "", log: Callable[[str], None] = lambda _: None) -> list[dict]:
+        label: str = "", log: Callable[[str], None] = lambda _: None,
+        actor_workers: Iterable[int] = ()) -> list[dict]:
     """The whole benchmark: the real episode costs, every point, and (when the points allow a
     fit) the worker limits; every row with the load averages before and after."""
     shapes, load0 = list(shapes), os.getloadavg()
@@ -546,7 +591,8 @@ def run(shapes: Iterable[str], backends: Iterable[str], workers: Iterable[int],
     for s in shapes:
         log(f"timing {episode_steps} steps of {REAL_ENVS[s]} with a linear policy...")
         episodes[s] = episode_seconds(REAL_ENVS[s], episode_steps)
-    points = measure_grid(shapes, backends, workers, directions, episode_s, iterations, log)
+    points = measure_grid(shapes, backends, workers, directions, episode_s, iterations, log,
+                          actor_workers)
     rows = [{"case": "episode", "shape": s, **e, "episode_s": round(e["episode_s"], 5),
              "step_us": round(e["step_us"], 2)}
             for s, e in episodes.items()] + points
