@@ -51,6 +51,15 @@ def parse_env_kwargs(values) -> tuple[tuple[str, object], ...]:
     return pairs
 
 
+def env_kwargs_option(fn):
+    """--env-kwargs NAME=VALUE, repeated: env.kwargs, for every command that builds an
+    environment (train, params)."""
+    return config_option("env", "kwargs", "--env-kwargs", multiple=True, metavar="NAME=VALUE",
+                         to_config=parse_env_kwargs, show_default=False,
+                         help=option_help("env", "kwargs") + "; repeat for each (--env-kwargs "
+                              "frame_skip=2 --env-kwargs ctrl_cost_weight=0.2)")(fn)
+
+
 def warn_outdated(env_id: str) -> None:
     """gymnasium's 'out of date' notice, once, for an environment id the user chose (the
     library silences it where environments are built, in every worker process)."""

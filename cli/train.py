@@ -22,9 +22,8 @@ from es_compact_cli.options import (
     SEED,
     config_option,
     config_params,
+    env_kwargs_option,
     given,
-    option_help,
-    parse_env_kwargs,
     policy_options,
     refuse_ignored_settings,
     warn_outdated,
@@ -115,10 +114,7 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("strategy", "elite_fraction")
 @config_option("env", "reward_shift")
 @config_option("env", "max_episode_steps")
-@config_option("env", "kwargs", "--env-kwargs", multiple=True, metavar="NAME=VALUE",
-               to_config=parse_env_kwargs, show_default=False,
-               help=option_help("env", "kwargs") + "; repeat for each (--env-kwargs "
-                    "frame_skip=2 --env-kwargs ctrl_cost_weight=0.2)")
+@env_kwargs_option
 @config_option("run", "iterations", hint=f"{DEFAULT_ITERATIONS} if no budget is given")
 @config_option("run", "timesteps")
 @config_option("run", "time_limit")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_checks import invoke, one_line_error
 from click.testing import CliRunner
 
 from es_compact_cli.main import cli
@@ -92,3 +93,25 @@ def test_output_directory_that_is_a_file_says_so(tmp_path):
     assert res.exit_code == 2
     assert res.output.strip() == f"error: Not a directory: {blocked}"
     assert blocked.read_text() == "precious"
+
+
+# --env-kwargs, as train takes it ------------------------------------------------------------------
+
+def test_params_counts_with_the_environment_settings():
+    plain = invoke("params", "--env", "HalfCheetah-v5", "--arch", "linear")
+    wider = invoke("params", "--env", "HalfCheetah-v5", "--arch", "linear", "--env-kwargs",
+                   "exclude_current_positions_from_observation=false")
+    assert plain.exit_code == wider.exit_code == 0, plain.output + wider.output
+    assert "obs 17" in plain.output and "linear: 102 parameters" in plain.output
+    assert "exclude_current_positions_from_observation=False)  obs 18" in wider.output
+    assert "linear: 108 parameters" in wider.output
+
+
+def test_params_refuses_a_setting_as_train_does(tmp_path):
+    for args in (["--env-kwargs", "frame_skp=2"], ["--env-kwargs", "render_mode=human"],
+                 ["--env-kwargs", "frame_skip"]):
+        by_params = invoke("params", "--env", "HalfCheetah-v5", *args)
+        by_train = invoke("train", "--env", "HalfCheetah-v5", *args, "--out", tmp_path / "r")
+        one_line_error(by_params)
+        assert by_params.output == by_train.output
+    assert not (tmp_path / "r").exists()
