@@ -16,7 +16,15 @@ import sys
 
 import click
 
-from es_compact.config import ALGOS, ARS_VARIANTS, BACKENDS, EXPLORATION, OPTIMIZERS, TrainConfig
+from es_compact.config import (
+    ALGOS,
+    ARS_VARIANTS,
+    BACKENDS,
+    CHECKPOINTS,
+    EXPLORATION,
+    OPTIMIZERS,
+    TrainConfig,
+)
 from es_compact.errors import ConfigError
 from es_compact_cli.options import (
     SEED,
@@ -24,6 +32,7 @@ from es_compact_cli.options import (
     config_params,
     env_kwargs_option,
     given,
+    option_help,
     policy_options,
     refuse_ignored_settings,
     warn_outdated,
@@ -31,6 +40,9 @@ from es_compact_cli.options import (
 
 BUDGET = ("iterations", "timesteps", "time_limit")
 """The run fields of a budget: a new one given as flags replaces the whole old one."""
+PINNED = ("iteration", "theta_sha256")
+"""The init fields a run records of its warm start's source: a new source given as flags
+drops those a file recorded of another."""
 DEFAULT_ITERATIONS = TrainConfig().run.iterations
 """The budget when none is given."""
 
@@ -73,6 +85,9 @@ def build_config(ctx: click.Context, kw: dict, base: dict | None,
         if (section, name) == ("env", "kwargs") and isinstance(stored, dict):
             value = {**stored, **dict(value)}  # the flags set their names, the file the rest
         data.setdefault(section, {})[name] = value
+    if any(p.config_field[0] == "init" for p in flags):
+        for name in PINNED:
+            data["init"].pop(name, None)
     run = data.setdefault("run", {})
     if all(run.get(b) is None for b in BUDGET):
         run["iterations"] = DEFAULT_ITERATIONS
@@ -131,10 +146,14 @@ def progress_line(row: dict, info: dict) -> str:
 @config_option("run", "max_failed_fraction")
 @config_option("run", "rollout_timeout")
 @config_option("run", "checkpoint_every_s", "--checkpoint-every")
+@config_option("init", "run_dir", "--init-from", "init_from", type=click.Path(file_okay=False),
+               metavar="RUN")
+@config_option("init", "checkpoint", type=click.Choice(CHECKPOINTS),
+               help=option_help("init", "checkpoint") + " (with --init-from)")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory "
               "[runs/ENV_ARCH_seedSEED]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML file with [env], [policy], [strategy], [run] tables")
+              help="TOML file with [env], [policy], [strategy], [run], [init] tables")
 @click.option("--resume", type=click.Path(file_okay=False), help="continue this run directory")
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress lines")
@@ -155,6 +174,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
     from es_compact.run_dir import default_path, target
     from es_compact.trainer import Trainer, TrainingError
 
+    for name in ("init_from", "checkpoint"):
+        if resume and given(ctx, name):
+            raise ConfigError(f"--{name.replace('_', '-')} cannot be combined with --resume: a "
+                              "resumed run continues from its own checkpoint")
     where = target(out=out, resume=resume, overwrite=overwrite, config_file=config_file)
     base = (where.stored.to_dict() if where.stored is not None else
             read_toml(config_file) if config_file else None)
@@ -177,6 +200,11 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
     if c.run.backend != "serial" and c.run.workers > cpus and c.run.ray_address is None:
         click.echo(f"warning: {c.run.workers} workers on {cpus} CPU cores; they will share "
                    "cores and each run slower", err=True)
+    asked = config.init.checkpoint
+    if mode != "resume" and c.init.run_dir is not None and c.init.checkpoint != asked:
+        click.echo(f"note: {c.init.run_dir} has no {asked} checkpoint; "
+                   f"starting from its {c.init.checkpoint} (iteration {c.init.iteration})",
+                   err=True)
     s = c.strategy
     if s.algo == "ars":
         flavour = f"{s.variant}, N={s.directions}, b={s.top}, α={s.step_size}, ν={s.noise_std}"
@@ -190,6 +218,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
     click.echo(f"{'resuming' if resuming else 'training'} {c.policy.arch} on {c.env.id}"
                f"{f' ({settings[2:]})' if settings else ''} with {s.algo.upper()} ({flavour}) "
                f"-> {run_dir}", err=True)
+    if c.init.run_dir is not None and not resuming:
+        click.echo(f"warm start from {c.init.run_dir} ({c.init.checkpoint} checkpoint, "
+                   f"iteration {c.init.iteration}, θ sha256 {c.init.theta_sha256[:12]})",
+                   err=True)
     printer = None if quiet else (
         lambda row, info: click.echo(progress_line(row, info), err=True))
     try:

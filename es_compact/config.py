@@ -20,7 +20,9 @@ ARS_VARIANTS = ("v1", "v2", "v1t", "v2t")
 EXPLORATION = ("gaussian", "orthogonal", "hadamard")
 OPTIMIZERS = ("adam", "sgd", "clipup")
 BACKENDS = ("serial", "mp", "ray")
-SECTIONS = ("env", "policy", "strategy", "run")
+CHECKPOINTS = ("best", "latest")
+"""The checkpoints a run directory keeps (es_compact.run_dir), by name."""
+SECTIONS = ("env", "policy", "strategy", "run", "init")
 
 
 # Every field is checked for its type as well as its range: a TOML file or a caller can hand in
@@ -462,6 +464,43 @@ class RunConfig(_Plain):
 
 
 @dataclass(frozen=True)
+class InitConfig(_Plain):
+    """A warm start: θ and the observation statistics of a trained run's checkpoint start this
+    run (es_compact.warm_start); everything else comes from this configuration. The trainer
+    records where they came from (iteration, theta_sha256) when the run starts."""
+
+    run_dir: str | None = None
+    """The trained run directory whose θ and observation statistics start this run; None: θ
+    drawn from the seed, no observations seen. Recorded as its absolute path."""
+    checkpoint: str = "best"
+    """The source run's checkpoint to start from, 'best' or 'latest'; 'best' falls back to
+    'latest' when the run has none, and the one used is recorded."""
+    iteration: int | None = None
+    """The iteration of the checkpoint started from, recorded when the run starts; given, a
+    source whose checkpoint has moved on is refused."""
+    theta_sha256: str | None = None
+    """SHA-256 of the source θ's little-endian float64 bytes, recorded when the run starts;
+    given, a source holding another θ is refused."""
+
+    def validate(self) -> InitConfig:
+        _check_str("init.run_dir", self.run_dir, optional=True)
+        if self.run_dir == "":
+            raise ConfigError("init.run_dir must name a run directory, got ''")
+        if self.checkpoint not in CHECKPOINTS:
+            raise ConfigError(f"init.checkpoint must be one of {', '.join(CHECKPOINTS)}, got "
+                              f"{_short(self.checkpoint)}")
+        if self.iteration is not None and not (_is_int(self.iteration) and self.iteration >= 0):
+            raise ConfigError(f"init.iteration must be an integer >= 0, got "
+                              f"{_short(self.iteration)}")
+        sha = self.theta_sha256
+        if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and
+                                    all(c in "0123456789abcdef" for c in sha)):
+            raise ConfigError(f"init.theta_sha256 must be 64 lowercase hex digits, got "
+                              f"{_short(sha)}")
+        return self
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run depends on; written to config.json fully resolved."""
 
@@ -469,6 +508,7 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     run: RunConfig = field(default_factory=lambda: RunConfig(iterations=100))
+    init: InitConfig = field(default_factory=InitConfig)
 
     def validate(self, known_archs: tuple[str, ...] | None = None,
                  known_algos: tuple[str, ...] | None = None) -> TrainConfig:
@@ -478,6 +518,7 @@ class TrainConfig:
         self.policy.validate(known_archs)
         self.strategy.validate(known_algos)
         self.run.validate()
+        self.init.validate()
         return self
 
     def check_resolved(self) -> TrainConfig:
@@ -498,8 +539,7 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         """Build from nested dicts (config.json or a TOML file); unknown keys and sections that
         are not tables are errors. The values are checked by validate()."""
-        classes = {"env": EnvConfig, "policy": PolicyConfig, "strategy": StrategyConfig,
-                   "run": RunConfig}
+        classes = SECTION_TYPES
         if not isinstance(data, dict):
             raise ConfigError(f"a configuration is a table of the sections {', '.join(SECTIONS)}"
                               f", got {_short(data)}")
@@ -534,4 +574,5 @@ class TrainConfig:
 
 
 SECTION_TYPES: dict[str, type] = {"env": EnvConfig, "policy": PolicyConfig,
-                                  "strategy": StrategyConfig, "run": RunConfig}
+                                  "strategy": StrategyConfig, "run": RunConfig,
+                                  "init": InitConfig}

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from es_compact import checkpoint
+from es_compact.config import CHECKPOINTS as CHECKPOINT_NAMES
 from es_compact.config import TrainConfig
 from es_compact.errors import ConfigError
 from es_compact.policies.architectures import applies
@@ -52,7 +53,6 @@ TRACKING = "tracking.json"
 """What experiment tracking needs across a resume (es_compact.tracking: the W&B run's id)."""
 RUN_FILES = (CONFIG, PROGRESS, CHECKPOINTS, PLOT, FINAL_EVAL, TRACKING)
 """A run's own files: what --overwrite (or a restart) deletes."""
-CHECKPOINT_NAMES = ("best", "latest")
 MODES = ("new", "overwrite", "resume")
 
 PROGRESS_COLUMNS = ["iteration", "timesteps", "wall_time_s", "train_return_mean",

@@ -99,7 +99,8 @@ class Applies:
 
 
 def run_applies(config: TrainConfig) -> list[Applies]:
-    """The strategy and run settings that only some algorithms or backends read."""
+    """The strategy, run and warm-start settings that only some algorithms, backends or
+    warm starts read."""
     s, r = config.strategy, config.run
     es, pgpe = s.algo == "es", s.algo == "pgpe"
     clipup = pgpe and s.optimizer in (None, "clipup")
@@ -127,6 +128,8 @@ def run_applies(config: TrainConfig) -> list[Applies]:
                 "with {run.backend} mp or ray (a serial run cannot stop its own rollout)"),
         Applies("run", "ray_dashboard", r.backend == "ray" and r.ray_address is None,
                 "with {run.backend} ray when it starts Ray itself (no {run.ray_address})"),
+        *(Applies("init", name, config.init.run_dir is not None, "with {init.run_dir}")
+          for name in ("checkpoint", "iteration", "theta_sha256")),
     ]
 
 

@@ -10,6 +10,7 @@ prints: pass ``on_iteration`` to see rows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from es_compact.run_dir import (
 )
 from es_compact.state import TrainState, budget_spent, remaining_s
 from es_compact.strategies import STRATEGIES, make_strategy
+from es_compact.warm_start import Source, load_source
 
 __all__ = ["PROGRESS_COLUMNS", "TIMING_COLUMNS", "RunBusy", "Trainer", "TrainingError",
            "load_run_config", "run_lock"]
@@ -74,6 +76,7 @@ class Trainer:
         self._own_backend = backend is None
         self.backend = backend
         self.policy = None  # built by check()
+        self._source: Source | None = None  # a warm start's θ and statistics, read by check()
         self.strategy = None  # built by run(), with the noise table and the directions
         self.table: NoiseTable | None = None
         self.env_seconds = self.busy_seconds = 0.0  # rollout time inside the env / in all
@@ -104,6 +107,24 @@ class Trainer:
                                       seed=self.config.run.seed)
             STRATEGIES[self.config.strategy.algo].check_dim(self.config.strategy,
                                                             self.policy.num_params)
+        self._check_init()
+
+    def _check_init(self) -> None:
+        """A warm start's source (config.init), read, checked against this run's policy and
+        pinned into self.config (es_compact.warm_start). A resumed run keeps the record it
+        started with and reads the source again only when it trained nothing yet."""
+        if self.mode == "resume":
+            stored, given = self.dir.read_config().init, self.config.init
+            if given.run_dir is not None and (stored.run_dir is None or Path(
+                    given.run_dir).expanduser().resolve() != Path(stored.run_dir)):
+                raise ConfigError("cannot resume with another warm start (init.run_dir): a "
+                                  "resumed run continues from its own checkpoint")
+            self.config = dataclasses.replace(self.config, init=stored)
+            if self.dir.has_checkpoint():
+                return
+        if self.config.init.run_dir is not None and self._source is None:
+            self._source = load_source(self.config, self.policy, into=self.dir.path)
+            self.config = dataclasses.replace(self.config, init=self._source.init)
 
     def check_settings(self) -> None:
         """ConfigError for a setting that would change nothing here ('policy.rotations applies
@@ -117,11 +138,16 @@ class Trainer:
     # State ------------------------------------------------------------------------------------
 
     def initial_state(self) -> TrainState:
-        """θ drawn from the run's seed, no observations seen, a fresh optimiser."""
+        """θ drawn from the run's seed, no observations seen, a fresh optimiser; a warm start
+        (config.init) takes θ and the observation statistics from its source instead."""
         cfg = self.config
+        opt_arrays, opt_meta = self.strategy.state()
+        if cfg.init.run_dir is not None:
+            if self._source is None:
+                self._check_init()
+            return self._source.state(opt_arrays, opt_meta)
         theta = self.policy.init(np.random.default_rng([cfg.run.seed, 0x1417]))
         fresh = self._stats(None)
-        opt_arrays, opt_meta = self.strategy.state()
         return TrainState(theta, fresh.state(), dict(opt_arrays), dict(opt_meta))
 
     def _stats(self, state: TrainState | None) -> RunningStat:

@@ -66,7 +66,8 @@ def test_train_keeps_its_flags():
         "--target-return", "--timesteps", "--time-limit", "--eval-every", "--eval-episodes",
         "--workers", "--backend", "--ray-address", "--actor-workers", "--ray-dashboard",
             "--noise-table-size",
-        "--max-failed-fraction", "--rollout-timeout", "--checkpoint-every"}
+        "--max-failed-fraction", "--rollout-timeout", "--checkpoint-every", "--init-from",
+        "--checkpoint"}
 
 
 def test_no_flags_build_the_default_config():

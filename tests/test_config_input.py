@@ -107,9 +107,9 @@ def test_a_config_round_trips_through_its_dict_unchanged():
 
 
 @pytest.mark.parametrize("data,message", [
-    ([1, 2], "a configuration is a table of the sections env, policy, strategy, run, got "
+    ([1, 2], "a configuration is a table of the sections env, policy, strategy, run, init, got "
              "[1, 2]"),
-    ("x", "a configuration is a table of the sections env, policy, strategy, run, got 'x'"),
+    ("x", "a configuration is a table of the sections env, policy, strategy, run, init, got 'x'"),
     ({"seed": 1}, "unknown config section(s): seed (seed belongs in [run])"),
     ({"env": "Hopper-v4"}, "config section env must be a table of settings, got 'Hopper-v4'"),
     ({"policy": 5}, "config section policy must be a table of settings, got 5"),
@@ -124,9 +124,10 @@ def test_a_malformed_structure_names_the_section(data, message):
 
 
 @pytest.mark.parametrize("content,reason", [
-    (b"[1,2]", "a configuration is a table of the sections env, policy, strategy, run, got "
+    (b"[1,2]", "a configuration is a table of the sections env, policy, strategy, run, init, got "
                "[1, 2]"),
-    (b'"x"', "a configuration is a table of the sections env, policy, strategy, run, got 'x'"),
+    (b'"x"', "a configuration is a table of the sections env, policy, strategy, run, init, "
+             "got 'x'"),
     (b'{"env": "x"}', "config section env must be a table of settings, got 'x'"),
     (b'{"policy": {"rotations": "abc"}, "run": {"iterations": 1}}', ROT + "'abc'"),
     (b'{"run": {"iterations": 1}', "Expecting ',' delimiter: line 1 column 26 (char 25)"),

@@ -174,6 +174,13 @@ class Policy:
             layer.fill_extra(theta, prep, off)
         return prep
 
+    def same_structure(self, other: Policy) -> bool:
+        """Whether a θ means the same to both policies: equal observation and action sizes,
+        layers, Givens planes, slopes and squash (the kernel's integer layout and slopes)."""
+        return (self.obs_dim == other.obs_dim and self.action.dim == other.action.dim
+                and self.squash == other.squash and np.array_equal(self.ip, other.ip)
+                and np.array_equal(self._slopes, other._slopes))
+
     def blocks(self) -> list[dict]:
         """Every layer's kind, shape, offset, size and named blocks, as plain data."""
         return [{"kind": layer.kind, "in": layer.in_dim, "out": layer.out_dim,
