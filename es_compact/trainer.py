@@ -5,7 +5,8 @@ iterations and its checkpoint form to es_compact.state. Every random choice deri
 iteration, index), so a resumed run continues bitwise identically. ``latest`` is written every
 ``run.checkpoint_every_s`` seconds (each write costs two fsyncs), after the first and the last
 iteration, and on any stop, from the state of the last finished iteration. The library never
-prints: pass ``on_iteration`` to see rows.
+prints: pass ``on_iteration`` to see rows, and ``on_progress`` to hear of the tasks finished
+within an iteration (for a progress bar).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ from es_compact.run_dir import (
 from es_compact.state import TrainState, budget_spent, remaining_s
 from es_compact.strategies import STRATEGIES, make_strategy
 from es_compact.warm_start import Source, load_source
+
+PhaseProgress = Callable[[str, int, int], None]
+"""on_progress(phase, done, total): phase 'train' (done of total directions) or 'eval' (done of
+total evaluation episodes); called with done 0 as the phase starts, then as results come in."""
 
 __all__ = ["PROGRESS_COLUMNS", "TIMING_COLUMNS", "RunBusy", "Trainer", "TrainingError",
            "load_run_config", "run_lock"]
@@ -180,21 +185,32 @@ class Trainer:
 
     # The loop ---------------------------------------------------------------------------------
 
-    def evaluate(self, state: TrainState, episodes: int) -> np.ndarray:
+    def _run_tasks(self, bc: Broadcast, tasks: list[Task], phase: str,
+                   progress: PhaseProgress | None):
+        if progress is None:
+            return self.backend.run(bc, tasks)
+        progress(phase, 0, len(tasks))
+        return self.backend.run(bc, tasks, lambda done, total: progress(phase, done, total))
+
+    def evaluate(self, state: TrainState, episodes: int,
+                 progress: PhaseProgress | None = None) -> np.ndarray:
         """Unshifted returns of noiseless episodes of state's θ, seeded by its iteration."""
         mean, std = self._frozen_stats(state)
         bc = Broadcast(state.iteration, state.theta, mean, std, 0.0, None)
         tasks = [Task(EVAL, e, env_seed(self.config.run.seed, state.iteration, e, EVAL))
                  for e in range(episodes)]
-        return np.array([r.returns[0] for r in self.backend.run(bc, tasks) if not r.failed])
+        return np.array([r.returns[0] for r in self._run_tasks(bc, tasks, "eval", progress)
+                         if not r.failed])
 
     def _frozen_stats(self, state: TrainState):
         if self.config.strategy.normalizes_obs:
             return self._stats(state).frozen()
         return np.zeros(self.policy.obs_dim), np.ones(self.policy.obs_dim)
 
-    def step(self, state: TrainState) -> tuple[TrainState, dict]:
-        """One iteration from state: the next state and its progress row (not yet logged)."""
+    def step(self, state: TrainState,
+             progress: PhaseProgress | None = None) -> tuple[TrainState, dict]:
+        """One iteration from state: the next state and its progress row (not yet logged);
+        progress hears of its directions and evaluation episodes as they finish."""
         cfg, it = self.config, state.iteration
         t_start = time.perf_counter()
         self.strategy.load(state.opt_arrays, state.opt_meta)
@@ -205,7 +221,7 @@ class Trainer:
         bc = Broadcast(it, state.theta, mean, std, nu, plan, scale)
         tasks = [Task(TRAIN, k, seed)
                  for k, seed in enumerate(env_seeds(cfg.run.seed, it, plan.count, TRAIN))]
-        results = sorted(self.backend.run(bc, tasks), key=lambda r: r.index)
+        results = sorted(self._run_tasks(bc, tasks, "train", progress), key=lambda r: r.index)
         self.env_seconds += sum(r.env_seconds for r in results)
         self.busy_seconds += sum(r.busy_seconds for r in results)
         returns = np.array([r.returns for r in results])
@@ -232,7 +248,7 @@ class Trainer:
         eval_mean = eval_std = math.nan
         # Only on schedule, so a run split by a resume logs exactly the same rows.
         if new.iteration % cfg.run.eval_every == 0:
-            ev = self.evaluate(new, cfg.run.eval_episodes)
+            ev = self.evaluate(new, cfg.run.eval_episodes, progress)
             if ev.size:
                 eval_mean, eval_std = float(ev.mean()), float(ev.std())
                 new = new.replace(last_eval=eval_mean, best_eval=max(new.best_eval, eval_mean))
@@ -254,9 +270,12 @@ class Trainer:
         if time.perf_counter() - self._written[1] >= self.config.run.checkpoint_every_s:
             self._flush_latest(state)
 
-    def run(self, on_iteration: Callable[[dict, dict], None] | None = None) -> dict:
+    def run(self, on_iteration: Callable[[dict, dict], None] | None = None,
+            on_progress: PhaseProgress | None = None) -> dict:
         """Train until the budget is spent. on_iteration(row, info) is called after each
-        iteration with info = {last_eval, remaining_s, elapsed_s}."""
+        iteration with info = {last_eval, remaining_s, elapsed_s}; on_progress (see
+        PhaseProgress), in this thread, as an iteration's tasks and the final evaluation's
+        episodes finish. Neither can change a result."""
         self.check()  # before taking the lock, which creates the directory
         self.check_settings()
         # Reading first, then the workers, and only then writing: a checkpoint that cannot be
@@ -275,7 +294,7 @@ class Trainer:
             try:
                 self._start()
                 restore = self.dir.prepare(self.mode, self.config)
-                return self._train(saved if restore else None, on_iteration)
+                return self._train(saved if restore else None, on_iteration, on_progress)
             finally:
                 if self._own_backend:
                     self.backend.close()
@@ -292,7 +311,7 @@ class Trainer:
         self.strategy = make_strategy(cfg.strategy, directions)
         self.backend.start(cfg, self.table)
 
-    def _train(self, saved: TrainState | None, on_iteration) -> dict:
+    def _train(self, saved: TrainState | None, on_iteration, on_progress=None) -> dict:
         cfg = self.config
         state = self._restore(saved) if saved is not None else self.initial_state()
         self._wall0 = state.wall_time_s
@@ -301,7 +320,7 @@ class Trainer:
         try:
             while not budget_spent(cfg.run, state.iteration, state.timesteps, state.last_eval,
                                    self._elapsed()):
-                new, row = self.step(state)
+                new, row = self.step(state, on_progress)
                 self._log(new, state, row)
                 state = new  # one assignment: an interrupt finds a finished iteration's state
                 if on_iteration is not None:
@@ -313,7 +332,7 @@ class Trainer:
                                            row["steps_per_s"])})
         finally:  # the budget spent, an error or an interrupt: keep what was trained
             self._flush_latest(state)
-        final = self._final_eval(state)
+        final = self._final_eval(state, on_progress)
         return {"iterations": state.iteration, "timesteps": state.timesteps,
                 "best_eval": state.best_eval, "last_eval": state.last_eval,
                 "final_eval": final, "run_dir": str(self.run_dir),
@@ -322,7 +341,7 @@ class Trainer:
                 "strategy_seconds": round(self.strategy_seconds, 4),
                 **self.backend.describe()}
 
-    def _final_eval(self, state: TrainState) -> float:
+    def _final_eval(self, state: TrainState, progress: PhaseProgress | None = None) -> float:
         """Evaluate the final θ when the budget ended off the evaluation schedule; written to
         final_eval.json (not progress.csv, whose rows must not depend on where a run was
         split)."""
@@ -330,7 +349,7 @@ class Trainer:
             return math.nan
         if state.iteration % self.config.run.eval_every == 0:
             return state.last_eval
-        ev = self.evaluate(state, self.config.run.eval_episodes)
+        ev = self.evaluate(state, self.config.run.eval_episodes, progress)
         mean = float(ev.mean()) if ev.size else math.nan
         self.dir.write_final_eval({"iteration": state.iteration, "timesteps": state.timesteps,
                                    "eval_return_mean": None if math.isnan(mean) else mean,

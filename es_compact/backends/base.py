@@ -16,12 +16,18 @@ environment's own code) is replaced and the chunk runs again. Since a crash that
 would otherwise be re-run for ever, a lost chunk of several tasks is split and each task
 retried alone, and a task whose worker died ``MAX_LOSSES`` times running it alone is reported
 as a failed pair as above.
+
+``run`` takes an optional ``progress(done, total)``, called in the driver's thread each time a
+task's result is in (``done`` of the call's ``total`` tasks, never decreasing, ending at
+``total``); it sees counts only, so it cannot change a result, and unused it costs one None
+check per chunk.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +49,8 @@ episodes."""
 UNMEASURED_STEP_S = 0.01
 """Seconds per environment step assumed before any rollout was measured (a MuJoCo step takes
 about 0.05-0.1 ms, so the first deadline is very generous)."""
+Progress = Callable[[int, int], None]
+"""progress(done, total): how many of a run() call's tasks have their result."""
 
 
 def split_tasks(tasks: list, workers: int, min_size: int = 1) -> list[list]:
@@ -120,12 +128,14 @@ class Schedule:
     A backend takes chunk ids with :meth:`next`, runs them, and reports each as
     :meth:`done` (results), :meth:`lost` (the worker died: run it again, as it was) or
     :meth:`timed_out` (the worker passed :meth:`deadline` and was killed); :meth:`results`
-    gives every task's result in task order."""
+    gives every task's result in task order, and ``progress`` (if given) hears of each chunk
+    done or task given up."""
 
     def __init__(self, tasks: list[Task], workers: int, deadlines: Deadlines,
-                 min_chunk: int = 1):
+                 min_chunk: int = 1, progress: Progress | None = None):
         self.tasks = tasks
         self.deadlines = deadlines
+        self.progress = progress
         self.chunks = [_Chunk(c) for c in split_tasks(tasks, workers, min_chunk)]
         self.pending = list(range(len(self.chunks)))
         self.outstanding = len(self.chunks)
@@ -150,6 +160,8 @@ class Schedule:
         for t, r in zip(self.chunks[cid].tasks, results, strict=True):
             self._results[t] = r
         self.outstanding -= 1
+        if self.progress is not None:
+            self.progress(len(self._results), len(self.tasks))
 
     def lost(self, cid: int, ran: bool = True) -> str | None:
         """The chunk's worker died: run it again, as it was where the worker died before
@@ -201,6 +213,8 @@ class Schedule:
         n = _episodes(task)
         self._results[task] = Result(task.kind, task.index, np.full(n, math.nan),
                                      np.zeros(n, dtype=np.int64), failed=True, error=error)
+        if self.progress is not None:
+            self.progress(len(self._results), len(self.tasks))
         return f"giving up: {error}"
 
     def results(self) -> list[Result]:
@@ -240,8 +254,10 @@ class Backend(ABC):
         """Create the workers (each builds its environment and policy once)."""
 
     @abstractmethod
-    def run(self, broadcast: Broadcast, tasks: list[Task]) -> list[Result]:
-        """Run every task with the broadcast's θ; results in the order of tasks."""
+    def run(self, broadcast: Broadcast, tasks: list[Task],
+            progress: Progress | None = None) -> list[Result]:
+        """Run every task with the broadcast's θ; results in the order of tasks. progress:
+        see the module docstring."""
 
     def describe(self) -> dict:
         """What the backend did, for the run summary (workers, bytes, nodes, replacements)."""

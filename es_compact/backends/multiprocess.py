@@ -328,10 +328,10 @@ class MultiprocessBackend(Backend):
         self.bytes_sent += len(data)  # θ goes out once, however many workers read it
         self._broadcast_bytes = _dumps(("broadcast_at", (block.name, len(data))))
 
-    def run(self, broadcast, tasks):
+    def run(self, broadcast, tasks, progress=None):
         self._version += 1
         self._put_broadcast(broadcast)
-        sched = Schedule(tasks, self.n_workers, self.deadlines)
+        sched = Schedule(tasks, self.n_workers, self.deadlines, progress=progress)
         idle = list(self.workers)
         busy: dict = {}  # conn -> worker
         # A selector a run with every worker registered once, and a heap of deadlines: a

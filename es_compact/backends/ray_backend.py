@@ -365,10 +365,11 @@ class RayBackend(Backend):
 
     # One iteration ----------------------------------------------------------------------------
 
-    def run(self, broadcast, tasks):
+    def run(self, broadcast, tasks, progress=None):
         ray = self._ray
         bc_ref = ray.put(broadcast)
-        sched = Schedule(tasks, self.n_actors, self.deadlines, min_chunk=self.group)
+        sched = Schedule(tasks, self.n_actors, self.deadlines, min_chunk=self.group,
+                         progress=progress)
         # What goes out, as pickled: the broadcast once (object store), then each chunk.
         self.bytes_sent += len(pickle.dumps(broadcast, protocol=5)) + sum(
             len(pickle.dumps(c.tasks, protocol=5)) for c in sched.chunks)

@@ -15,8 +15,14 @@ class SerialBackend(Backend):
     def start(self, config, table):
         self.worker = RolloutWorker(config, table)
 
-    def run(self, broadcast, tasks):
-        return self.worker.run(broadcast, tasks)
+    def run(self, broadcast, tasks, progress=None):
+        if progress is None:
+            return self.worker.run(broadcast, tasks)
+        results = []
+        for task in tasks:  # as RolloutWorker.run does, hearing of each task
+            results.append(self.worker.run_task(broadcast, task))
+            progress(len(results), len(tasks))
+        return results
 
     def close(self):
         if self.worker is not None:
