@@ -252,9 +252,9 @@ class Instrument:
         b = self.backend
         run = b.run
 
-        def timed_run(broadcast, tasks):
+        def timed_run(broadcast, tasks, *args, **kwargs):
             self._mark("run_start")
-            out = run(broadcast, tasks)
+            out = run(broadcast, tasks, *args, **kwargs)
             self._mark("run_end")
             self._results = out
             return out
