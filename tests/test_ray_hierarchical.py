@@ -122,3 +122,18 @@ def test_actor_workers_refusals(tmp_path):
         out = tmp_path / "r"
         one_line_error(invoke(*train, *extra, "--out", out), *words)
         assert not out.exists()
+
+
+def test_memory_estimate_counts_pool_workers_actors_and_a_table_each():
+    from es_compact.memory import MIB, WORKER_MIB, check_workers_fit, workers_estimate
+    from es_compact.presets import resolve
+
+    cfg = resolve(config("ray", 8, 4))
+    table = 4 * cfg.run.noise_table_size  # gaussian exploration reads the table
+    assert cfg.strategy.exploration == "gaussian"
+    n, need = workers_estimate(cfg)
+    assert n == 8
+    assert need == (8 * WORKER_MIB["mp"] + 2 * WORKER_MIB["ray"]) * MIB + 3 * table
+    with pytest.raises(ConfigError, match="8 workers in 2 local Ray actors would need about"):
+        check_workers_fit(cfg, available=need - 1)
+    check_workers_fit(cfg, available=need)
