@@ -7,6 +7,7 @@ takes neither --config nor another --out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -158,14 +159,16 @@ def progress_line(row: dict, info: dict) -> str:
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress lines")
 @click.option("--no-plot", is_flag=True, help="skip plot.png at the end")
+@click.option("--no-progress", is_flag=True, help="no live bar of the directions done within "
+              "an iteration (drawn on a terminal's stderr once an iteration takes over 2 s)")
 @click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
               help="also write TensorBoard events into DIR/<run name> (es-compact[tensorboard])")
 @click.option("--wandb", "wandb_project", is_flag=False, flag_value="es-compact", default=None,
               metavar="[PROJECT]", help="also log to Weights & Biases, project PROJECT "
               "[es-compact] (es-compact[wandb]; WANDB_MODE=offline works offline)")
 @click.pass_context
-def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_dir,
-          wandb_project, **kw):
+def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, no_progress,
+          tensorboard_dir, wandb_project, **kw):
     """Train a compact policy with an evolution strategy (--algo: ARS by default).
 
     Writes config.json, progress.csv, checkpoints/{latest,best}.{npz,json} and plot.png into
@@ -222,10 +225,19 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, tensorboard_
         click.echo(f"warm start from {c.init.run_dir} ({c.init.checkpoint} checkpoint, "
                    f"iteration {c.init.iteration}, θ sha256 {c.init.theta_sha256[:12]})",
                    err=True)
-    printer = None if quiet else (
-        lambda row, info: click.echo(progress_line(row, info), err=True))
+    from es_compact_cli.progress import live_bar
+
+    bar = live_bar(sys.stderr, enabled=not (quiet or no_progress))  # None: not a terminal
+
+    def printer(row: dict, info: dict) -> None:
+        if bar is not None:
+            bar.clear()  # so a terminal's log reads as piped output does
+        click.echo(progress_line(row, info), err=True)
+
     try:
-        summary = trainer.run(with_trackers(printer, adapters))
+        with bar or contextlib.nullcontext():
+            summary = trainer.run(with_trackers(None if quiet else printer, adapters),
+                                  None if bar is None else bar.update)
     except KeyboardInterrupt:
         for a in adapters:
             a.close()
