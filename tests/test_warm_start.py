@@ -58,11 +58,15 @@ def rows(run_dir) -> str:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    """A v4 linear ARS run with a best checkpoint (evaluated at iteration 2), one without
-    (never evaluated), and a small kama run."""
+    """A v4 linear ARS run with a best checkpoint (evaluated at iteration 2), one without,
+    and a small kama run."""
     root = tmp_path_factory.mktemp("sources")
     Trainer(config("HalfCheetah-v4"), root / "v4").run()
     Trainer(config(iterations=1, eval_every=5), root / "no_best").run()
+    for best in ("best.json", RunDir(root / "no_best").npz_path("best").name):
+        # a run whose final evaluation is promoted to best has one: take it away
+        (root / "no_best" / "checkpoints" / best).unlink(missing_ok=True)
+    assert not RunDir(root / "no_best").has_checkpoint("best")
     Trainer(config(arch="kama", iterations=1), root / "kama").run()
     return root
 
