@@ -159,6 +159,22 @@ def test_a_run_stopped_before_its_first_iteration_reads_its_recorded_source_agai
     assert RunDir(tmp_path / "moved").read_config().init == early.config.init
 
 
+def test_a_toml_init_table_and_a_flag_that_replaces_its_source(sources, tmp_path):
+    """[init] in a --config file names a source; --init-from replaces it, and the record the
+    file held of the old source (its iteration and θ's hash) goes with it."""
+    toml = tmp_path / "warm.toml"
+    toml.write_text(f'[policy]\narch = "linear"\n[init]\nrun_dir = "{sources / "v4"}"\n'
+                    f'iteration = 99\ntheta_sha256 = "{"0" * 64}"\n')
+    one_line_error(invoke("train", "--config", toml, *SMALL, "--out", tmp_path / "a"),
+                   "its best checkpoint holds iteration 2, not the 99 recorded")
+    res = invoke("train", "--config", toml, "--init-from", sources / "no_best", *SMALL,
+                 "--out", tmp_path / "b")
+    assert res.exit_code == 0, res.output
+    init = RunDir(tmp_path / "b").read_config().init
+    assert init.run_dir == str((sources / "no_best").resolve()) and init.iteration == 1
+    assert not (tmp_path / "a").exists()
+
+
 def test_best_falls_back_to_latest_with_a_note(sources, tmp_path):
     res = invoke("train", "--init-from", sources / "no_best", *SMALL, "--arch", "linear",
                  "--out", tmp_path / "warm")
