@@ -8,13 +8,16 @@ exactly as piped output does, and it is erased (carriage return, erase to end of
 the iteration's line is printed, so a terminal's scroll-back reads like piped output. Piped
 output is untouched. Hand-written (one line, ``\\r``), because that is all it needs; tqdm would
 add a dependency for it. A thread redraws it twice a second, so the elapsed time moves while
-large chunks are out; the counts come from Trainer.run(on_progress=...) in the main thread.
+large chunks are out; the counts come from Trainer.run(on_progress=...) in the main thread. A
+log record (a worker replaced, a task given up) bound for the same stream erases the bar
+first, so it gets a line of its own.
 
 ``ES_COMPACT_PROGRESS_DELAY`` (seconds) overrides ``DELAY_S``; the tests set it to 0.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -59,20 +62,33 @@ class LiveBar:
     def __init__(self, stream: TextIO, delay: float = DELAY_S):
         self.stream = stream
         self.delay = delay
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._phase: list | None = None  # [phase, done, total, start]
         self._drawn = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._redraw, name="progress-bar", daemon=True)
 
     def __enter__(self) -> LiveBar:
+        for h in self._handlers():
+            h.addFilter(self._before_log)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        for h in self._handlers():
+            h.removeFilter(self._before_log)
         self.clear()
+
+    def _handlers(self) -> list[logging.Handler]:
+        return [h for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is self.stream]
+
+    def _before_log(self, record: logging.LogRecord) -> bool:
+        """A logging filter that lets every record through, erasing the bar first."""
+        self.clear()
+        return True
 
     def update(self, phase: str, done: int, total: int) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ under a pseudo-terminal, and piped)."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import select
@@ -107,6 +108,25 @@ def test_live_bar_only_on_a_terminal_that_is_not_dumb(tmp_path):
         with pytest.raises(ConfigError, match=DELAY_ENV):
             live_bar(tty, environ={DELAY_ENV: "soon"})
     os.close(master)
+
+
+def test_a_log_record_erases_the_bar_first():
+    master, slave = os.openpty()
+    root, handler = logging.getLogger(), None
+    with os.fdopen(slave, "w") as tty:
+        handler = logging.StreamHandler(tty)
+        root.addHandler(handler)
+        try:
+            with LiveBar(tty, delay=0) as bar:
+                bar.update("train", 0, 4)
+                bar.update("train", 1, 4)
+                logging.getLogger("es_compact.backends").warning("a worker was replaced")
+            out = os.read(master, 65536).decode().replace("\r\n", "\n")
+        finally:
+            root.removeHandler(handler)
+    os.close(master)
+    assert out.startswith("\rtrain [-------") and "1/4 directions" in out
+    assert out.endswith("\x1b[K" + ERASE + "a worker was replaced\n")
 
 
 CLI = ["train", "--env", ENV, "--arch", "linear", "--backend", "serial", "--directions",
