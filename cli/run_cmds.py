@@ -14,7 +14,8 @@ import click
 from es_compact.errors import ConfigError
 from es_compact_cli.options import SEED, parse_env_kwargs, warn_outdated
 
-CHECKPOINT_HELP = "which checkpoint: best (highest evaluation) or latest"
+CHECKPOINT_HELP = ("which checkpoint: best (highest evaluation) or latest [best, or latest "
+                   "when the run has no best yet]")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -27,8 +28,16 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 # The cap keeps a typo like 10**20 from hanging in building the list of episode seeds.
-@click.option("--episodes", type=click.IntRange(1, 1_000_000), default=10, show_default=True)
-@click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--episodes", type=click.IntRange(1, 1_000_000),
+              help="a fixed number of episodes [as many as --precision needs]")
+@click.option("--precision", type=click.FloatRange(0, min_open=True),
+              help="without --episodes: run episodes, 10 at a time, until the standard error "
+                   "of the mean is at most this fraction of |mean| [0.01]")
+@click.option("--min-episodes", type=click.IntRange(1, 1_000_000),
+              help="without --episodes: at least this many [10]")
+@click.option("--max-episodes", type=click.IntRange(1, 1_000_000),
+              help="without --episodes: at most this many, precision met or not [200]")
+@click.option("--checkpoint", "name", help=CHECKPOINT_HELP)
 @click.option("--seed", type=SEED, help="seed of the episodes' environment seeds [the run's]")
 @click.option("--video", type=click.Path(dir_okay=False),
               help="also record episode 0 as an mp4 (headless EGL or OSMesa rendering; "
@@ -40,14 +49,23 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--env-kwargs", "env_kwargs", multiple=True, metavar="NAME=VALUE",
               help="an environment setting for these episodes, replacing the run's of that "
                    "name; repeat for each")
-def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json, env_id, env_kwargs):
+def eval_cmd(run_dir, episodes, precision, min_episodes, max_episodes, name, seed, video,
+             overwrite, as_json, env_id, env_kwargs):
     """Evaluate a run's policy: noiseless episodes with the frozen observation statistics.
 
-    Prints mean ± std of the unshifted return. With the run's seed and its eval_episodes, the
-    episodes are those the trainer evaluated at that checkpoint. --env and --env-kwargs
-    evaluate it on another environment of the same observation and action shapes.
+    Prints mean ± std and the standard error of the unshifted return. Without --episodes it
+    runs episodes in batches of 10 until the standard error is at most --precision of |mean|
+    (between --min-episodes and --max-episodes). With the run's seed and --episodes its
+    eval_episodes, the episodes are those the trainer evaluated at that checkpoint. --env and
+    --env-kwargs evaluate it on another environment of the same observation and action shapes.
     """
-    from es_compact.evaluate import episode_seeds, evaluate, load_run
+    from es_compact.evaluate import (
+        episode_seeds,
+        evaluate,
+        evaluate_to_precision,
+        load_run,
+        standard_error,
+    )
     from es_compact.video import check_recording, check_video_path
 
     if video is not None:  # before the episodes, which may take minutes: "" is a bad path too
@@ -55,16 +73,30 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json, env_id, e
     override = dict(parse_env_kwargs(env_kwargs))
     if env_id is not None:
         warn_outdated(env_id)
+    adaptive = {k: v for k, v in (("precision", precision), ("min_episodes", min_episodes),
+                                  ("max_episodes", max_episodes)) if v is not None}
+    if episodes is not None and adaptive:
+        raise ConfigError(f"--{next(iter(adaptive)).replace('_', '-')} applies only without "
+                          "--episodes")
     run = load_run(run_dir, name, env_id, override)
+    if name is None and run.name != "best":
+        click.echo(f"note: {run_dir} has no best checkpoint yet; using latest (iteration "
+                   f"{run.iteration})", err=True)
+    name = run.name
     if video is not None:  # the video extra, and pygame for the envs it draws
         check_recording(run.config.env.id)
-    res = evaluate(run, episodes, seed)
+    res = (evaluate(run, episodes, seed) if episodes is not None
+           else evaluate_to_precision(run, seed=seed, **adaptive))
     rets = res["returns"]
+    episodes = len(res["seeds"])
+    se = standard_error(rets)
     summary = {"run_dir": str(run_dir), "checkpoint": name, "iteration": run.iteration,
                "env": run.config.env.id, "env_kwargs": dict(run.config.env.kwargs),
                "arch": run.config.policy.arch,
                "episodes": episodes, "return_mean": float(rets.mean()) if rets.size else None,
                "return_std": float(rets.std()) if rets.size else None,
+               "return_se": None if se != se else se,
+               "precision_met": res.get("precision_met"),
                "returns": rets.tolist(), "steps": res["steps"].tolist(),
                "failed": res["failed"]}
     if video is not None:
@@ -80,7 +112,11 @@ def eval_cmd(run_dir, episodes, name, seed, video, overwrite, as_json, env_id, e
     if rets.size:
         click.echo(f"{run.config.env.id} {run.config.policy.arch} ({name}, iteration "
                    f"{run.iteration}): return {rets.mean():.2f} ± {rets.std():.2f} over "
-                   f"{rets.size} episodes (min {rets.min():.2f}, max {rets.max():.2f})")
+                   f"{rets.size} episodes (se {se:.2f}, min {rets.min():.2f}, max "
+                   f"{rets.max():.2f})"
+                   + ("" if res.get("precision_met") is None else
+                      "; precision met" if res["precision_met"] else
+                      f"; precision not met within {episodes} episodes"))
     for err in res["failed"]:
         click.echo(f"failed episode: {err}", err=True)
     if "video" in summary:
@@ -139,7 +175,7 @@ def plot(run_dirs, out, column, title, labels, group_by, overwrite):
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="policy file (.npz); policy_runner.py is written beside it")
-@click.option("--checkpoint", "name", default="best", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--checkpoint", "name", help=CHECKPOINT_HELP)
 @click.option("--overwrite", is_flag=True, help="replace existing output files")
 def export(run_dir, out, name, overwrite):
     """Write a self-contained policy (structured parameters, rotation planes, normaliser,
@@ -150,9 +186,12 @@ def export(run_dir, out, name, overwrite):
     out = Path(out)
     _refuse_existing(out, overwrite)  # before loading: nothing to do if it would fail anyway
     run = load_run(run_dir, name)
+    if name is None and run.name != "best":
+        click.echo(f"note: {run_dir} has no best checkpoint yet; using latest (iteration "
+                   f"{run.iteration})", err=True)
     npz, runner = export_policy(run, out, overwrite)
     click.echo(f"wrote {npz} ({run.config.policy.arch}, {run.policy.num_params} parameters, "
-               f"{name} checkpoint at iteration {run.iteration}) and {runner}")
+               f"{run.name} checkpoint at iteration {run.iteration}) and {runner}")
 
 
 def register(group: click.Group) -> None:

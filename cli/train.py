@@ -101,11 +101,19 @@ def fmt_duration(seconds: float) -> str:
     return str(_dt.timedelta(seconds=int(seconds)))
 
 
+def eval_text(row: dict, last_eval: float) -> str:
+    """'3610.2 ± 41.3 (se, 5 ep)' for an iteration that evaluated, else the last evaluation."""
+    if row.get("eval_episodes"):
+        se = row["eval_se"]
+        return (f"{row['eval_return_mean']:9.1f} ± "
+                f"{'-' if math.isnan(se) else f'{se:.1f}'} (se, {row['eval_episodes']} ep)")
+    return "       -" if math.isnan(last_eval) else f"{last_eval:9.1f}"
+
+
 def progress_line(row: dict, info: dict) -> str:
-    ev = info["last_eval"]
     return (f"it {row['iteration']:>4} | steps {row['timesteps']:>10,} | train "
             f"{row['train_return_mean']:9.1f} (max {row['train_return_max']:9.1f}) | eval "
-            f"{'       -' if math.isnan(ev) else f'{ev:9.1f}'} | "
+            f"{eval_text(row, info['last_eval'])} | "
             f"{row['steps_per_s']:>8,.0f} steps/s | {fmt_duration(info['elapsed_s'])} elapsed"
             f" | ~{fmt_duration(info['remaining_s'])} left"
             + (f" | {row['failed_rollouts']} failed" if row["failed_rollouts"] else ""))
@@ -261,6 +269,10 @@ def train(ctx, out, config_file, resume, overwrite, quiet, no_plot, no_progress,
             plot_runs([run_dir], run.plot_path, title=f"{c.env.id} {c.policy.arch}")
         except Exception as exc:  # the run is trained: say why, and still print its summary
             click.echo(f"{run.plot_path} not written: {exc}", err=True)
+    if summary.get("session_seconds"):
+        share = summary["eval_seconds"] / summary["session_seconds"]
+        click.echo(f"evaluation took {summary['eval_seconds']:.1f} s, {share:.1%} of this "
+                   f"session's {summary['session_seconds']:.1f} s", err=True)
     # Strict JSON: no evaluation yet leaves best_eval -inf and last_eval nan, printed as null.
     click.echo(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                            for k, v in summary.items()}))

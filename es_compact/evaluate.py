@@ -52,20 +52,33 @@ class LoadedRun:
         return int(self.meta["iteration"])
 
 
-def load_run(run_dir: str | Path, name: str = "best", env_id: str | None = None,
+def choose_checkpoint(run: RunDir, name: str | None) -> str:
+    """The checkpoint to read: name itself, or with name None 'best' and, when a run has no
+    'best' yet (it trained fewer iterations than eval_every and its final evaluation did not
+    make one), 'latest'. CheckpointError naming the checkpoints present when there is none."""
+    present = [n for n in CHECKPOINTS if run.has_checkpoint(n)]
+    if name is None and present:
+        return present[0]  # CHECKPOINTS lists best first
+    if name is not None and name in present:
+        return name
+    have = f"it has {' and '.join(present)}" if present else "it has none (nothing trained)"
+    raise CheckpointError(f"no checkpoint '{name or 'best'}' in {run.checkpoints}: {have}")
+
+
+def load_run(run_dir: str | Path, name: str | None = "best", env_id: str | None = None,
              env_kwargs: dict | None = None) -> LoadedRun:
     """Read config.json and checkpoints/NAME; ConfigError or CheckpointError if unusable.
+    name None: 'best', or 'latest' when there is no 'best' (the loaded run's name says which).
 
     env_id, env_kwargs: evaluate on this environment instead (the run's id and settings where
     None; env_kwargs overrides the run's settings of the same names), which must have the
     run's observation and action shapes (SpaceError). The loaded config names it."""
-    if name not in CHECKPOINTS:
+    if name is not None and name not in CHECKPOINTS:
         raise ConfigError(f"unknown checkpoint {name!r}: choose {' or '.join(CHECKPOINTS)}")
     run = RunDir(run_dir)
     config = run.read_config()
-    if not run.has_checkpoint(name) and run.has_checkpoint("latest"):
-        raise CheckpointError(f"no checkpoint '{name}' in {run.checkpoints} (no evaluation "
-                              "has run yet); use --checkpoint latest")
+    if name is None or (not run.has_checkpoint(name) and run.has_checkpoint("latest")):
+        name = choose_checkpoint(run, name)
     arrays, meta = run.load_checkpoint(name)
     obs_space, act_space = env_spaces(config.env.id, **config.env.make_kwargs())
     if env_id is not None or env_kwargs:
@@ -143,22 +156,59 @@ def eval_worker(run: LoadedRun) -> RolloutWorker:
     return RolloutWorker(dataclasses.replace(run.config, strategy=strategy), None)
 
 
+def standard_error(returns: np.ndarray) -> float:
+    """Standard error of the mean of returns: sample std (ddof 1) / sqrt(n); nan below 2."""
+    n = returns.size
+    return float(returns.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")
+
+
 def evaluate(run: LoadedRun, episodes: int = 10, seed: int | None = None) -> dict:
     """Run noiseless episodes; returns {returns, steps, failed, seeds} (returns unshifted)."""
     _check_count_and_seed(episodes, seed)
+    return _run_episodes(run, episode_seeds(run, episodes, seed), lambda rets: False)
+
+
+def _run_episodes(run: LoadedRun, seeds: list[int], enough, batch: int | None = None) -> dict:
+    """Episodes of seeds in order; after every batch of them, stop early if enough(returns)."""
     worker = eval_worker(run)
     actor = run.policy.actor(run.theta, run.obs_mean, run.obs_std)
     returns, steps, failed = [], [], []
-    seeds = episode_seeds(run, episodes, seed)
+    ran = 0
     try:
         for s in seeds:
             ret, t, _, err = worker.episode(actor, s, record=False)
+            ran += 1
             if err:
                 failed.append(err)
             else:
                 returns.append(ret)
                 steps.append(t)
+            if batch is not None and ran % batch == 0 and enough(np.array(returns)):
+                break
     finally:
         worker.close()
     return {"returns": np.array(returns), "steps": np.array(steps, dtype=np.int64),
-            "failed": failed, "seeds": seeds}
+            "failed": failed, "seeds": seeds[:ran]}
+
+
+def evaluate_to_precision(run: LoadedRun, precision: float = 0.01, min_episodes: int = 10,
+                          max_episodes: int = 200, batch: int = 10,
+                          seed: int | None = None) -> dict:
+    """Episodes in batches of batch until the standard error of the mean return is at most
+    precision * |mean| (and at least min_episodes ran), or max_episodes ran. Episode e has the
+    seed it has in evaluate(), so the first n episodes are evaluate(run, n)'s. Returns
+    evaluate()'s record and "precision_met" (whether the rule, not the cap, stopped it)."""
+    if not precision > 0:
+        raise ConfigError(f"precision must be positive, got {precision}")
+    _check_count_and_seed(min_episodes, seed)
+    _check_count_and_seed(max_episodes, seed)
+    if integer("batch", batch) < 1 or min_episodes > max_episodes:
+        raise ConfigError(f"need batch >= 1 and min episodes ({min_episodes}) <= max episodes "
+                          f"({max_episodes})")
+
+    def met(rets: np.ndarray) -> bool:
+        return (rets.size >= max(min_episodes, 2)
+                and standard_error(rets) <= precision * abs(float(rets.mean())))
+
+    res = _run_episodes(run, episode_seeds(run, max_episodes, seed), met, batch)
+    return {**res, "precision_met": met(res["returns"])}

@@ -57,9 +57,12 @@ MODES = ("new", "overwrite", "resume")
 
 PROGRESS_COLUMNS = ["iteration", "timesteps", "wall_time_s", "train_return_mean",
                     "train_return_std", "train_return_max", "train_return_min",
-                    "eval_return_mean", "eval_return_std", "steps_per_s", "failed_rollouts",
-                    "theta_norm"]
-TIMING_COLUMNS = ("wall_time_s", "steps_per_s")
+                    "eval_return_mean", "eval_return_std", "eval_se", "eval_episodes",
+                    "steps_per_s", "failed_rollouts", "theta_norm", "eval_seconds"]
+"""eval_se: the evaluation's standard error (sample std / sqrt(episodes)); eval_episodes: how
+many episodes it ran; eval_seconds: its wall time. A progress.csv begun before these columns
+keeps its own header when resumed."""
+TIMING_COLUMNS = ("wall_time_s", "steps_per_s", "eval_seconds")
 """The progress columns that measure time, so differ between otherwise identical runs."""
 SHAPES_THETA = ("env", "policy", "strategy")
 """Config sections a resumed run must keep (with run.seed): they shape every θ."""
@@ -385,8 +388,9 @@ class RunDir:
         leaves the file as it was: a partial row would read as a row on resume."""
         path = self.progress_path
         new = not path.exists()
-        data = ((",".join(PROGRESS_COLUMNS) + "\n" if new else "")
-                + ",".join(_fmt(row[c]) for c in PROGRESS_COLUMNS) + "\n").encode()
+        columns = PROGRESS_COLUMNS if new else self._progress_header()
+        data = ((",".join(columns) + "\n" if new else "")
+                + ",".join(_fmt(row[c]) for c in columns) + "\n").encode()
         with checkpoint.writing(path):
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -403,6 +407,12 @@ class RunDir:
                     raise
             finally:
                 os.close(fd)
+
+    def _progress_header(self) -> list[str]:
+        """progress.csv's own columns (an older run's lack the newer ones)."""
+        with open(self.progress_path, newline="") as f:
+            header = next(csv.reader(f), None)
+        return [c for c in header if c in PROGRESS_COLUMNS] if header else PROGRESS_COLUMNS
 
     def truncate_progress(self, iteration: int) -> None:
         """Drop progress rows after `iteration` (a crash between the row and the checkpoint

@@ -23,6 +23,7 @@ from es_compact.backends import Backend, make_backend
 from es_compact.config import TrainConfig
 from es_compact.envs import env_spaces
 from es_compact.errors import ConfigError, ESCompactError
+from es_compact.evaluate import standard_error
 from es_compact.exploration import Directions
 from es_compact.memory import check_workers_fit
 from es_compact.noise import NoiseTable, build_table
@@ -86,6 +87,7 @@ class Trainer:
         self.table: NoiseTable | None = None
         self.env_seconds = self.busy_seconds = 0.0  # rollout time inside the env / in all
         self.strategy_seconds = 0.0  # driver time in the strategy's load, ask, tell and state
+        self.eval_seconds = 0.0  # wall time in evaluations (periodic and final), this session
         self._t0 = time.perf_counter()  # this session's start; wall time adds the state's
         self._wall0 = 0.0
         self._written = (0, -math.inf)  # iteration and time of the latest on disk (0: none)
@@ -245,18 +247,25 @@ class Trainer:
         new = state.replace(theta=theta, obs=stats.state(), opt_arrays=dict(opt_arrays),
                             opt_meta=dict(opt_meta), iteration=it + 1,
                             timesteps=state.timesteps + int(steps.sum()))
-        eval_mean = eval_std = math.nan
+        eval_mean = eval_std = eval_se = math.nan
+        eval_n, eval_s = 0, 0.0
         # Only on schedule, so a run split by a resume logs exactly the same rows.
         if new.iteration % cfg.run.eval_every == 0:
+            t_eval = time.perf_counter()
             ev = self.evaluate(new, cfg.run.eval_episodes, progress)
+            eval_s = time.perf_counter() - t_eval
+            self.eval_seconds += eval_s
+            eval_n = int(ev.size)
             if ev.size:
                 eval_mean, eval_std = float(ev.mean()), float(ev.std())
+                eval_se = standard_error(ev)
                 new = new.replace(last_eval=eval_mean, best_eval=max(new.best_eval, eval_mean))
         dt = time.perf_counter() - t_start
         new = new.replace(wall_time_s=self._elapsed())
         row = {"iteration": new.iteration, "timesteps": new.timesteps,
                "wall_time_s": round(new.wall_time_s, 3), **_train_returns(returns[valid]),
                "eval_return_mean": eval_mean, "eval_return_std": eval_std,
+               "eval_se": eval_se, "eval_episodes": eval_n, "eval_seconds": round(eval_s, 3),
                "steps_per_s": round(int(steps.sum()) / dt, 1), "failed_rollouts": failed,
                "theta_norm": float(np.linalg.norm(theta))}
         return new, row
@@ -339,20 +348,33 @@ class Trainer:
                 "env_time_fraction": (round(self.env_seconds / self.busy_seconds, 4)
                                       if self.busy_seconds else None),
                 "strategy_seconds": round(self.strategy_seconds, 4),
+                "eval_seconds": round(self.eval_seconds, 3),
+                "session_seconds": round(time.perf_counter() - self._t0, 3),
                 **self.backend.describe()}
 
     def _final_eval(self, state: TrainState, progress: PhaseProgress | None = None) -> float:
         """Evaluate the final θ when the budget ended off the evaluation schedule; written to
         final_eval.json (not progress.csv, whose rows must not depend on where a run was
-        split)."""
+        split). The final θ is a candidate for 'best': it becomes 'best' when its evaluation
+        beats the best so far, or when there is no 'best' yet (a run shorter than eval_every).
+        'latest' keeps the state the loop ended with, so a resumed run promotes exactly as one
+        never split."""
         if state.iteration == 0:
             return math.nan
         if state.iteration % self.config.run.eval_every == 0:
             return state.last_eval
+        t_eval = time.perf_counter()
         ev = self.evaluate(state, self.config.run.eval_episodes, progress)
+        self.eval_seconds += time.perf_counter() - t_eval
         mean = float(ev.mean()) if ev.size else math.nan
+        se = standard_error(ev)
         self.dir.write_final_eval({"iteration": state.iteration, "timesteps": state.timesteps,
                                    "eval_return_mean": None if math.isnan(mean) else mean,
                                    "eval_return_std": float(ev.std()) if ev.size else None,
+                                   "eval_se": None if math.isnan(se) else se,
                                    "episodes": int(ev.size)})
+        if not math.isnan(mean) and (mean > state.best_eval
+                                     or not self.dir.has_checkpoint("best")):
+            best = state.replace(best_eval=max(state.best_eval, mean))
+            self._save("best", best)
         return mean

@@ -183,7 +183,8 @@ def test_bad_input_is_one_line_and_overwrites_nothing(runs, tmp_path):
     one_line_error(invoke("export", bad, "-o", tmp_path / "q.npz"), "truncated or corrupted")
     assert not (tmp_path / "q.npz").exists()
     (bad / "checkpoints" / "best.json").unlink()
-    one_line_error(invoke("eval", bad), "no checkpoint 'best'", "--checkpoint latest")
+    one_line_error(invoke("eval", bad, "--checkpoint", "best"), "no checkpoint 'best'",
+                   "it has latest")
     assert invoke("eval", bad, "--checkpoint", "latest", "--episodes", 1).exit_code == 0
 
 
