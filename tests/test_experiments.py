@@ -30,6 +30,7 @@ from es_compact.experiments.runner import (
     with_budget,
 )
 from es_compact.policies import make_policy
+from es_compact.run_dir import TIMING_COLUMNS
 from es_compact_cli.main import cli
 
 TINY = Budget(400, 1, 1)
@@ -206,8 +207,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert status(cut, spec.config) == "resume"
     assert train_one(spec, cut) == "resume"
     assert status(cut, spec.config) == "done"
-    a = pd.read_csv(straight / "progress.csv").drop(columns=["wall_time_s", "steps_per_s"])
-    b = pd.read_csv(cut / "progress.csv").drop(columns=["wall_time_s", "steps_per_s"])
+    a = pd.read_csv(straight / "progress.csv").drop(columns=list(TIMING_COLUMNS))
+    b = pd.read_csv(cut / "progress.csv").drop(columns=list(TIMING_COLUMNS))
     pd.testing.assert_frame_equal(a, b)
     assert final_eval(straight) == final_eval(cut)
 
