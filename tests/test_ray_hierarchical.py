@@ -10,16 +10,14 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from es_compact import checkpoint
 from es_compact.backends import make_backend
 from es_compact.config import EnvConfig, PolicyConfig, RunConfig, StrategyConfig, TrainConfig
 from es_compact.errors import ConfigError
-from es_compact.trainer import TIMING_COLUMNS, Trainer
+from es_compact.trainer import Trainer
 from tests.cli_checks import invoke, one_line_error
+from tests.test_backends import assert_same, outcome
 
 
 def config(backend="serial", workers=1, actor_workers=None, iterations=3, directions=6):
@@ -30,18 +28,6 @@ def config(backend="serial", workers=1, actor_workers=None, iterations=3, direct
         run=RunConfig(iterations=iterations, eval_every=2, eval_episodes=3,
                       noise_table_size=200_000, backend=backend, workers=workers,
                       actor_workers=actor_workers))
-
-
-def outcome(run_dir):
-    arrays, _ = checkpoint.load(Path(run_dir) / "checkpoints", "latest")
-    rows = pd.read_csv(Path(run_dir) / "progress.csv").drop(columns=list(TIMING_COLUMNS))
-    return arrays["theta"], arrays["obs_mean"], rows
-
-
-def assert_same(a, b):
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    pd.testing.assert_frame_equal(a[2], b[2])
 
 
 def _kill_during_iteration_2(run_dir: Path, pick) -> tuple[threading.Thread, list]:
